@@ -1,0 +1,163 @@
+"""The shared episode logic of ToolGym's chat environments.
+
+`ChatEnv` owns what every env does the same way: the spaces, seeding and task selection, turn
+counting against `max_turns`, API-misuse errors, and the `info` keys of the design contract.
+A concrete env supplies three things: how a data row becomes a task (`load_task`), the opening
+messages (`opening_messages`), and what one assistant turn does (`take_turn`).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import gymnasium as gym
+
+from toolgym.spaces import AssistantTurn, MessageList
+from toolgym.tool_calls import TOOL_FORMATS
+
+from .tasks import TaskRow, TaskSource, as_task_source
+
+Message = dict[str, Any]
+TaskT = TypeVar("TaskT")
+
+
+@dataclass
+class TurnResult:
+    """What one assistant turn produced, before the base class applies the turn budget."""
+
+    messages: list[Message]
+    reward: float = 0.0
+    terminated: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class EpisodeError(RuntimeError):
+    """API misuse: stepping before `reset()` or after the episode ended."""
+
+
+class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
+    """A multi-turn chat environment over a task source. Subclasses implement the task logic."""
+
+    metadata = {"render_modes": ["ansi"]}
+    env_id: str = ""  # the registered id, reported in reset info so agents and reports can dispatch on it
+
+    def __init__(
+        self,
+        tasks: TaskSource | list[TaskRow],
+        *,
+        max_turns: int,
+        tool_format: str,
+        allowed_formats: tuple[str, ...] = TOOL_FORMATS,
+        render_mode: str | None = None,
+    ):
+        if max_turns < 1:
+            raise ValueError(f"max_turns must be at least 1, got {max_turns}")
+        if tool_format not in allowed_formats:
+            raise ValueError(f"tool_format {tool_format!r} is not supported here; choose one of {allowed_formats}")
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode {render_mode!r} is not supported; use 'ansi' or None")
+        self.tasks = as_task_source(tasks)
+        self.max_turns = max_turns
+        self.tool_format = tool_format
+        self.render_mode = render_mode
+        self.observation_space = MessageList()
+        self.action_space = AssistantTurn()
+        self.task: TaskT | None = None
+        self.task_id: str = ""
+        self.turn = 0
+        self.ended = False
+        self.transcript: list[Message] = []
+
+    # --- what a concrete env provides ------------------------------------------------------------
+
+    @abstractmethod
+    def load_task(self, row: TaskRow, index: int | None) -> TaskT:
+        """Turn a data row (file format of the env's datasets) into the env's task object."""
+
+    @abstractmethod
+    def task_identifier(self, task: TaskT) -> str:
+        """A stable id for the task (the dataset's id when it has one)."""
+
+    @abstractmethod
+    def opening_messages(self, task: TaskT) -> list[Message]:
+        """The system and user messages that start an episode."""
+
+    @abstractmethod
+    def take_turn(self, action: Any) -> TurnResult:
+        """Apply one assistant turn. Must never raise on any `str` or `dict` action."""
+
+    @abstractmethod
+    def unanswered_result(self) -> tuple[float, dict[str, Any]]:
+        """Reward and final info when the turn budget runs out without a final answer."""
+
+    def reset_info(self, task: TaskT) -> dict[str, Any]:
+        """Extra keys for the `reset` info (tool schemas, the task row for scripted baselines)."""
+        return {}
+
+    # --- gymnasium API ------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[list[Message], dict]:
+        super().reset(seed=seed)
+        options = options or {}
+        if "task" in options:
+            row, index = options["task"], None
+            if not isinstance(row, dict):
+                raise TypeError(f"options['task'] must be a task row (dict), got {type(row).__name__}")
+        else:
+            index = options.get("index")
+            if index is None:
+                index = int(self.np_random.integers(len(self.tasks)))
+            if not isinstance(index, int) or not 0 <= index < len(self.tasks):
+                raise IndexError(f"options['index'] must be an int in [0, {len(self.tasks)}), got {index!r}")
+            row = self.tasks[index]
+        self.task = self.load_task(row, index)
+        self.task_id = self.task_identifier(self.task)
+        self.turn = 0
+        self.ended = False
+        messages = self.opening_messages(self.task)
+        self.transcript = list(messages)
+        info = {
+            "env": self.env_id,
+            "task_id": self.task_id,
+            "turn": 0,
+            "tool_format": self.tool_format,
+            "max_turns": self.max_turns,
+        }
+        info.update(self.reset_info(self.task))
+        return messages, info
+
+    def step(self, action: Any) -> tuple[list[Message], float, bool, bool, dict[str, Any]]:
+        if self.task is None:
+            raise EpisodeError("step() was called before reset(); call env.reset() first")
+        if self.ended:
+            raise EpisodeError(
+                f"step() was called after episode {self.task_id!r} ended (turn {self.turn}); call env.reset() to start a new one"
+            )
+        self.turn += 1
+        self.transcript.append(action if isinstance(action, dict) else {"role": "assistant", "content": str(action)})
+        result = self.take_turn(action)
+        info = {
+            "task_id": self.task_id,
+            "turn": self.turn,
+            "tool_calls": [],
+            "tool_error": None,
+            "invalid_action": False,
+        }
+        info.update(result.info)
+        reward, terminated, truncated = float(result.reward), bool(result.terminated), False
+        if not terminated and self.turn >= self.max_turns:
+            truncated = True
+            reward, final_info = self.unanswered_result()
+            info.update(final_info)
+            info["stop_reason"] = "max_turns"
+        messages = [] if terminated or truncated else result.messages
+        self.ended = terminated or truncated
+        self.transcript.extend(messages)
+        return messages, reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return "\n\n".join(f"[{m.get('role', '?')}] {m.get('content') or m.get('tool_calls')}" for m in self.transcript)
