@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 
@@ -40,7 +40,7 @@ class EpisodeError(RuntimeError):
 class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
     """A multi-turn chat environment over a task source. Subclasses implement the task logic."""
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
     env_id: str = ""  # the registered id, reported in reset info so agents and reports can dispatch on it
 
     def __init__(

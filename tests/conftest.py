@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from toolgym.data import shared_data_dir  # noqa: E402
+from toolgym.data import shared_data_dir
 
 
 @pytest.fixture(scope="session")

@@ -81,7 +81,9 @@ def parse_turn(action: Any, tool_format: str) -> ParsedTurn:
         raise ValueError(f"unknown tool_format {tool_format!r}; expected one of {TOOL_FORMATS}")
     text = turn_text(action)
     if not isinstance(action, (str, dict)):
-        return ParsedTurn(text="", errors=[f"action must be a str or an assistant message dict, got {type(action).__name__}"])
+        return ParsedTurn(
+            text="", errors=[f"action must be a str or an assistant message dict, got {type(action).__name__}"]
+        )
     if tool_format == "search_r1":
         return _parse_search_r1(text)
     if tool_format == "openai":

@@ -1,0 +1,108 @@
+"""The `toolgym` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+DESCRIPTION = """\
+ToolGym: Gymnasium environments, retrieval, agents and evaluation for tool-using LLM agents.
+
+Environments (import toolgym, then gym.make(ID), or gym.make("toolgym:ID") with no import):
+  Math-v0          math with verifiable answers (MATH, MATH-500, GSM8K, procedural)
+  FunctionCall-v0  BFCL-style function calling and executable multi-turn tool worlds
+  Search-v0        multi-turn search over a corpus (Search-R1 tags or native tool calls)
+"""
+
+EPILOG = """\
+examples:
+  toolgym quickstart                      scripted agents on all three procedural worlds
+  toolgym quickstart --episodes 200 --json results.json
+  toolgym envs                            list the registered environments
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="toolgym",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    quickstart = commands.add_parser(
+        "quickstart",
+        help="run scripted agents on the procedural worlds of all three envs and print a results table",
+        description=(
+            "Play seeded episodes of the scripted `baseline` and `oracle` agents on the procedural worlds "
+            "of Math-v0, FunctionCall-v0 and Search-v0 (no downloads, no model), then print accuracy with a "
+            "95%% confidence interval, turns, tool calls, invalid-action rate and throughput. The oracle "
+            "must score 1.0: anything less means a parser or scorer is broken."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    quickstart.add_argument("--episodes", type=int, default=64, help="episodes per (env, agent) pair")
+    quickstart.add_argument("--agents", nargs="+", default=["baseline", "oracle"], help="scripted agents to run")
+    quickstart.add_argument(
+        "--envs", nargs="+", default=["Math-v0", "FunctionCall-v0", "Search-v0"], help="environments to run"
+    )
+    quickstart.add_argument("--pool-size", type=int, default=8, help="episodes in flight at once")
+    quickstart.add_argument("--seed", type=int, default=0, help="first episode seed (episodes use seed, seed+1, …)")
+    quickstart.add_argument("--json", metavar="FILE", help="also write the rows as JSON to FILE")
+
+    commands.add_parser("envs", help="list the registered ToolGym environments and their entry points")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "envs":
+        from toolgym.registration import ENV_ENTRY_POINTS
+
+        for env_id, entry_point in ENV_ENTRY_POINTS.items():
+            print(f"{env_id:18} {entry_point}")
+        return 0
+    if args.command == "quickstart":
+        return _quickstart(args)
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from toolgym.evals.quickstart import results_table, rows_as_dicts, run_quickstart
+
+    if args.episodes < 1:
+        print("toolgym quickstart: --episodes must be at least 1", file=sys.stderr)
+        return 2
+    console = Console()
+    rows = run_quickstart(
+        episodes=args.episodes,
+        agents=args.agents,
+        envs=args.envs,
+        pool_size=args.pool_size,
+        seed=args.seed,
+        console=console,
+    )
+    console.print(results_table(rows))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(rows_as_dicts(rows), handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
