@@ -40,7 +40,7 @@ class EpisodeError(RuntimeError):
 class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
     """A multi-turn chat environment over a task source. Subclasses implement the task logic."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
     env_id: str = ""  # the registered id, reported in reset info so agents and reports can dispatch on it
 
     def __init__(
