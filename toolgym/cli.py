@@ -54,8 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     quickstart.add_argument("--pool-size", type=int, default=8, help="episodes in flight at once")
     quickstart.add_argument("--seed", type=int, default=0, help="first episode seed (episodes use seed, seed+1, …)")
     quickstart.add_argument("--json", metavar="FILE", help="also write the rows as JSON to FILE")
+    quickstart.set_defaults(handler=_quickstart)
 
-    commands.add_parser("envs", help="list the registered ToolGym environments and their entry points")
+    envs = commands.add_parser("envs", help="list the registered ToolGym environments and their entry points")
+    envs.set_defaults(handler=_list_envs)
     return parser
 
 
@@ -65,19 +67,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    if args.command is None:
+    handler = getattr(args, "handler", None)
+    if handler is None:
         parser.print_help()
         return 0
-    if args.command == "envs":
-        from toolgym.registration import ENV_ENTRY_POINTS
+    return handler(args)
 
-        for env_id, entry_point in ENV_ENTRY_POINTS.items():
-            print(f"{env_id:18} {entry_point}")
-        return 0
-    if args.command == "quickstart":
-        return _quickstart(args)
-    parser.error(f"unknown command {args.command!r}")
-    return 2
+
+def _list_envs(args: argparse.Namespace) -> int:
+    from toolgym.registration import ENV_ENTRY_POINTS
+
+    for env_id, entry_point in ENV_ENTRY_POINTS.items():
+        print(f"{env_id:18} {entry_point}")
+    return 0
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -85,8 +87,16 @@ def _quickstart(args: argparse.Namespace) -> int:
 
     from toolgym.evals.quickstart import results_table, rows_as_dicts, run_quickstart
 
+    from toolgym.agents.scripted import ScriptedAgent
+
     if args.episodes < 1:
         print("toolgym quickstart: --episodes must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        for name in args.agents:
+            ScriptedAgent(name)
+    except ValueError as exc:
+        print(f"toolgym quickstart: {exc}", file=sys.stderr)
         return 2
     console = Console()
     rows = run_quickstart(
