@@ -85,9 +85,8 @@ def _list_envs(args: argparse.Namespace) -> int:
 def _quickstart(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from toolgym.evals.quickstart import results_table, rows_as_dicts, run_quickstart
-
     from toolgym.agents.scripted import ScriptedAgent
+    from toolgym.evals.quickstart import results_table, rows_as_dicts, run_quickstart
 
     if args.episodes < 1:
         print("toolgym quickstart: --episodes must be at least 1", file=sys.stderr)
