@@ -96,8 +96,8 @@ def run_quickstart(
 
 def results_table(rows: Sequence[ResultRow]) -> Table:
     table = Table(title="ToolGym quickstart: scripted agents on the procedural worlds")
-    for header in ("env", "agent", "episodes", "accuracy (±95% CI)", "turns", "tool calls", "invalid", "episodes/s"):
-        table.add_column(header, justify="left" if header in ("env", "agent") else "right")
+    for header in ("env", "agent", "n", "accuracy ± 95% CI", "turns", "tool calls", "invalid", "ep/s"):
+        table.add_column(header, justify="left" if header in ("env", "agent") else "right", no_wrap=True)
     for row in rows:
         table.add_row(
             row.env,

@@ -67,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    # bm25s pins its own logger to DEBUG when imported; drop its chatter unless asked for.
+    quiet_level = logging.INFO if args.verbose else logging.WARNING
+    for log_handler in logging.getLogger().handlers:
+        log_handler.addFilter(lambda record: not record.name.startswith("bm25s") or record.levelno >= quiet_level)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -97,7 +101,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"toolgym quickstart: {exc}", file=sys.stderr)
         return 2
-    console = Console()
+    console = Console(width=max(Console().width, 100))
     rows = run_quickstart(
         episodes=args.episodes,
         agents=args.agents,
