@@ -1,7 +1,7 @@
 """Agent specs: one string names any agent, e.g. on the command line.
 
-    scripted:<name>            a scripted baseline (oracle, baseline, random)
-    py:<module>:<function>     any Python callable `f(requests) -> turns` (or an object with `act`)
+scripted:<name>            a scripted baseline (oracle, baseline, random)
+py:<module>:<function>     any Python callable `f(requests) -> turns` (or an object with `act`)
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ def test_help_lists_the_commands_and_the_environments(capsys):
 
 
 def test_console_script_is_installed_and_answers_help():
-    result = subprocess.run([sys.executable, "-m", "toolgym.cli", "quickstart", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "toolgym.cli", "quickstart", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "--episodes" in result.stdout
 
 
