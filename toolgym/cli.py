@@ -22,6 +22,11 @@ examples:
   toolgym quickstart                      scripted agents on all three procedural worlds
   toolgym quickstart --episodes 200 --json results.json
   toolgym envs                            list the registered environments
+  toolgym eval --dataset hotpotqa --agent scripted:baseline --limit 100 --out runs/hotpotqa-baseline
+  toolgym compare runs/hotpotqa-baseline runs/hotpotqa-oracle --out leaderboard
+  toolgym index build --corpus corpus.jsonl --backend bm25s --out indexes/my-corpus
+  toolgym serve retriever --index indexes/my-corpus      # Search-R1's POST /retrieve on 127.0.0.1:8000
+  toolgym serve model --agent hf:models/tiny-qwen        # OpenAI /v1/chat/completions on 127.0.0.1:8001
 """
 
 
@@ -58,7 +63,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     envs = commands.add_parser("envs", help="list the registered ToolGym environments and their entry points")
     envs.set_defaults(handler=_list_envs)
+    _add_area_commands(commands)
     return parser
+
+
+def _add_area_commands(commands: argparse._SubParsersAction) -> None:
+    """Commands defined next to the code they drive (each module imports only argparse at the top)."""
+    from toolgym.agents.cli import add_serve_model_command
+    from toolgym.evals.cli import add_compare_command, add_eval_command
+    from toolgym.retrievers.cli import add_index_command
+    from toolgym.retrievers.serve_cli import add_eval_retrieval_command, add_serve_retriever_command
+
+    add_eval_command(commands, extra_subcommands=(add_eval_retrieval_command,))
+    add_compare_command(commands)
+    add_index_command(commands)
+    serve = commands.add_parser(
+        "serve",
+        help="serve a retriever (Search-R1 protocol) or a model (OpenAI chat completions) over HTTP",
+        description="Serve a retrieval index or any agent over HTTP on 127.0.0.1 (use --host to expose it).",
+    )
+    serve_commands = serve.add_subparsers(dest="serve_command", metavar="WHAT", required=True)
+    add_serve_retriever_command(serve_commands)
+    add_serve_model_command(serve_commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
