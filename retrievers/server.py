@@ -1,0 +1,408 @@
+"""A retrieval server that speaks Search-R1's protocol, with bounds and micro-batching.
+
+Search-R1 (and SkyRL, verl's search tool, and most "search agent" code since) call a retriever
+over HTTP: ``POST /retrieve {"queries": [...], "topk": k, "return_scores": bool}`` answered by
+``{"result": [[{"document": {...,"contents": "title\\ntext"}, "score": s}, ...], ...]}`` (or, without
+scores, one list of documents per query). Serving that shape exactly lets those clients point at a
+ToolGym index unchanged; ``GET /health`` adds what a client needs to check it reached the right
+corpus (backend, document count) and the server's limits.
+
+Why micro-batching: RL rollouts send many small concurrent requests (one query per env step), while
+every backend answers a batch much faster per query than one query at a time (bm25s scores a batch
+with one sparse product; a dense encoder fills a GPU). The batcher gathers requests for up to
+``batch_wait_ms`` (or until ``max_batch_queries``), runs one backend `search` per distinct top-k in a
+worker thread, and hands each request its slice. While a batch runs, new requests queue up, so the
+next batch grows with the load.
+
+Bounds: the body size is checked before parsing (413), then the query count, query length and top-k
+(422), the queue depth (503, retry later) and the time per request (504).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from toolgym.retrieval import Hit, Retriever
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = 'the retrieval server needs fastapi and uvicorn: pip install "toolgym[serve]"'
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Limits and batching of the retrieval server; every limit answers with a clear HTTP error."""
+
+    default_topk: int = 3
+    """Top-k used when a request sends no `topk` (or 0/null, as Search-R1's server does); Search-R1's default is 3."""
+    max_queries: int = 256
+    """Most queries in one request (422 beyond): one request must not hold the backend for long."""
+    max_query_chars: int = 4_096
+    """Longest query in characters (422 beyond); Search-v0 already cuts queries at 2,000."""
+    max_topk: int = 100
+    """Largest top-k a request may ask for (422 beyond)."""
+    max_body_bytes: int = 1 << 20
+    """Largest request body in bytes, checked before parsing (413 beyond)."""
+    request_timeout_s: float = 30.0
+    """Time a request may wait for its results, queueing included (504 beyond)."""
+    micro_batching: bool = True
+    """Coalesce concurrent requests into one backend call (False: one backend call per request)."""
+    batch_wait_ms: float = 2.0
+    """How long the batcher waits for more requests after the first one arrives."""
+    max_batch_queries: int = 1_024
+    """A batch stops gathering once it holds this many queries."""
+    max_pending_queries: int = 65_536
+    """Queries waiting in the queue beyond which new requests get 503 (with Retry-After)."""
+    backend_threads: int = 1
+    """Worker threads that call the backend (1 serializes calls, which JVM-backed searchers need)."""
+
+    def __post_init__(self) -> None:
+        for name in ("default_topk", "max_queries", "max_query_chars", "max_topk", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ServerConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.default_topk > self.max_topk:
+            raise ValueError(f"default_topk {self.default_topk} exceeds max_topk {self.max_topk}")
+        if self.request_timeout_s <= 0 or self.batch_wait_ms < 0:
+            raise ValueError("request_timeout_s must be positive and batch_wait_ms non-negative")
+        if self.max_batch_queries < 1 or self.max_pending_queries < 1 or self.backend_threads < 1:
+            raise ValueError("max_batch_queries, max_pending_queries and backend_threads must be at least 1")
+
+
+class ServerBusy(Exception):
+    """The queue already holds `max_pending_queries` queries."""
+
+
+@dataclass
+class _Pending:
+    queries: list[str]
+    k: int
+    future: asyncio.Future
+
+
+@dataclass
+class BackendStats:
+    """Counters exposed by /health; `backend_calls` < `requests` shows the batcher coalescing."""
+
+    requests: int = 0
+    queries: int = 0
+    backend_calls: int = 0
+    largest_batch: int = 0
+    rejected: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class BackendRunner:
+    """Runs `retriever.search` in worker threads, coalescing concurrent requests when batching is on."""
+
+    def __init__(self, retriever: Retriever, config: ServerConfig):
+        self.retriever = retriever
+        self.config = config
+        self.stats = BackendStats()
+        self._executor = ThreadPoolExecutor(config.backend_threads, thread_name_prefix="retriever")
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._worker: asyncio.Task | None = None
+        self._pending_queries = 0
+
+    def _call_backend(self, queries: list[str], k: int) -> list[list[Hit]]:
+        results = self.retriever.search(queries, k)
+        if len(results) != len(queries):
+            raise RuntimeError(f"backend returned {len(results)} hit lists for {len(queries)} queries")
+        return results
+
+    async def _run_backend(self, queries: list[str], k: int) -> list[list[Hit]]:
+        self.stats.backend_calls += 1  # counted on the event loop: no lock needed
+        self.stats.largest_batch = max(self.stats.largest_batch, len(queries))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call_backend, queries, k)
+
+    async def search(self, queries: list[str], k: int) -> list[list[Hit]]:
+        """Hits for `queries`, exactly as `retriever.search(queries, k)` would return them."""
+        self.stats.requests += 1
+        self.stats.queries += len(queries)
+        if not queries:
+            return []
+        if not self.config.micro_batching:
+            return await self._run_backend(queries, k)
+        if self._pending_queries + len(queries) > self.config.max_pending_queries:
+            raise ServerBusy(f"{self._pending_queries} queries are already waiting")
+        loop = asyncio.get_running_loop()
+        if self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = loop.create_task(self._batch_loop())
+        pending = _Pending(queries, k, loop.create_future())
+        self._pending_queries += len(queries)
+        self._queue.put_nowait(pending)
+        return await pending.future
+
+    async def _gather_batch(self) -> list[_Pending]:
+        assert self._queue is not None
+        batch = [await self._queue.get()]
+        size = len(batch[0].queries)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.batch_wait_ms / 1000
+        while size < self.config.max_batch_queries:
+            if not self._queue.empty():
+                item = self._queue.get_nowait()
+            else:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
+            batch.append(item)
+            size += len(item.queries)
+        return batch
+
+    async def _batch_loop(self) -> None:
+        while True:
+            batch = await self._gather_batch()
+            self._pending_queries -= sum(len(p.queries) for p in batch)
+            live = [p for p in batch if not p.future.done()]  # timed-out requests are dropped
+            for k in sorted({p.k for p in live}):  # one call per top-k keeps results exact
+                group = [p for p in live if p.k == k]
+                queries = [q for p in group for q in p.queries]
+                try:
+                    results = await self._run_backend(queries, k)
+                except Exception as exc:  # the backend's error goes to every request of the batch
+                    for p in group:
+                        if not p.future.done():
+                            p.future.set_exception(exc)
+                    continue
+                start = 0
+                for p in group:
+                    if not p.future.done():
+                        p.future.set_result(results[start : start + len(p.queries)])
+                    start += len(p.queries)
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+# --- the wire format -----------------------------------------------------------------------------
+
+
+def document_json(hit: Hit) -> dict[str, Any]:
+    """A hit as Search-R1's corpus row: `contents` is "title\\ntext", which its clients split on."""
+    return {"id": hit.doc_id, "title": hit.title, "text": hit.text, "contents": f"{hit.title}\n{hit.text}"}
+
+
+def results_json(hit_lists: list[list[Hit]], return_scores: bool) -> list[list[dict[str, Any]]]:
+    """Search-R1's `result`: per query, `{"document", "score"}` pairs or bare documents."""
+    if not return_scores:
+        return [[document_json(hit) for hit in hits] for hits in hit_lists]
+    return [[{"document": document_json(hit), "score": _finite(hit.score)} for hit in hits] for hits in hit_lists]
+
+
+def _finite(score: float) -> float | None:
+    score = float(score)
+    return score if math.isfinite(score) else None
+
+
+def describe_retriever(retriever: Retriever) -> dict[str, Any]:
+    """Backend name and document count for /health, from whatever the retriever exposes."""
+    module = sys.modules.get(type(retriever).__module__)  # ToolGym backends name themselves per module
+    backend = getattr(retriever, "backend", None) or getattr(module, "BACKEND_NAME", None) or type(retriever).__name__
+    n_documents: int | None = None
+    try:
+        n_documents = len(retriever)  # type: ignore[arg-type]
+    except TypeError:
+        documents = getattr(retriever, "documents", None)
+        n_documents = len(documents) if documents is not None else None
+    return {"backend": str(backend), "n_documents": n_documents}
+
+
+def validate_request(payload: Any, config: ServerConfig) -> tuple[list[str], int, bool]:
+    """(queries, topk, return_scores) of a decoded /retrieve body, or ValueError saying what is wrong."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"the body must be a JSON object with 'queries', got {type(payload).__name__}")
+    if "queries" not in payload:
+        raise ValueError("missing field 'queries' (a list of strings)")
+    queries = payload["queries"]
+    if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+        raise ValueError("'queries' must be a list of strings")
+    if len(queries) > config.max_queries:
+        raise ValueError(f"{len(queries)} queries in one request; this server takes at most {config.max_queries}")
+    for i, query in enumerate(queries):
+        if len(query) > config.max_query_chars:
+            raise ValueError(f"query {i} has {len(query)} characters; the limit is {config.max_query_chars}")
+    topk = payload.get("topk")
+    if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int)):
+        raise ValueError(f"'topk' must be an integer or null, got {topk!r}")
+    if topk is not None and topk < 0:
+        raise ValueError(f"'topk' must not be negative, got {topk}")
+    topk = topk or config.default_topk  # Search-R1's server also treats 0/null as "the default"
+    if topk > config.max_topk:
+        raise ValueError(f"'topk' {topk} exceeds this server's limit of {config.max_topk}")
+    return_scores = payload.get("return_scores", False)
+    if not isinstance(return_scores, bool):
+        raise ValueError(f"'return_scores' must be true or false, got {return_scores!r}")
+    return queries, topk, return_scores
+
+
+# --- the app -------------------------------------------------------------------------------------
+
+
+def create_app(retriever: Retriever, config: ServerConfig | None = None, *, info: dict[str, Any] | None = None) -> Any:
+    """The ASGI app serving `retriever`: POST /retrieve (Search-R1's protocol) and GET /health.
+
+    `info` is merged into /health (e.g. the index directory and its manifest).
+    """
+    try:
+        from fastapi import FastAPI
+        from fastapi.responses import JSONResponse, Response
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+
+    config = config or ServerConfig()
+    runner = BackendRunner(retriever, config)
+    description = {**describe_retriever(retriever), **(info or {})}
+
+    class SafeJSONResponse(JSONResponse):
+        """UTF-8 JSON; falls back to ASCII escapes when a text holds lone surrogates."""
+
+        def render(self, content: Any) -> bytes:
+            try:
+                return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            except UnicodeEncodeError:
+                return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+    def error(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+        if 400 <= status < 500:
+            runner.stats.rejected += 1
+        return SafeJSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    @asynccontextmanager
+    async def lifespan(app: Any):
+        yield
+        runner.close()
+
+    app = FastAPI(title="ToolGym retrieval server", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.runner = runner
+    app.state.config = config
+
+    # Plain Starlette routes: the body is read and checked here, not parsed by FastAPI beforehand.
+    async def retrieve(request: Any) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > config.max_body_bytes):
+            return error(413, f"request body of {declared} bytes exceeds the limit of {config.max_body_bytes} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > config.max_body_bytes:
+                return error(413, f"request body exceeds the limit of {config.max_body_bytes} bytes")
+        try:
+            payload = json.loads(bytes(body))
+        except ValueError as exc:  # JSONDecodeError and bad UTF-8 alike
+            return error(400, f"request body is not valid JSON: {exc}")
+        try:
+            queries, topk, return_scores = validate_request(payload, config)
+        except ValueError as exc:
+            return error(422, str(exc))
+        try:
+            hit_lists = await asyncio.wait_for(runner.search(queries, topk), config.request_timeout_s)
+        except asyncio.TimeoutError:
+            runner.stats.timeouts += 1
+            return error(504, f"retrieval took longer than {config.request_timeout_s} s")
+        except ServerBusy as exc:
+            return error(503, f"server busy: {exc}; retry later", headers={"Retry-After": "1"})
+        except Exception as exc:
+            runner.stats.errors += 1
+            logger.exception("retriever failed on a batch")
+            return error(500, f"retriever failed: {type(exc).__name__}: {exc}")
+        return SafeJSONResponse({"result": results_json(hit_lists, return_scores)})
+
+    async def health(request: Any) -> Response:
+        stats = asdict(runner.stats)
+        started = stats.pop("started")
+        return SafeJSONResponse(
+            {
+                "status": "ok",
+                **description,
+                "uptime_s": round(time.monotonic() - started, 3),
+                "stats": stats,
+                "limits": asdict(config),
+            }
+        )
+
+    app.router.add_route("/retrieve", retrieve, methods=["POST"])
+    app.router.add_route("/health", health, methods=["GET"])
+    return app
+
+
+# --- running it ----------------------------------------------------------------------------------
+
+
+def serve(
+    retriever: Retriever,
+    config: ServerConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    info: dict[str, Any] | None = None,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> None:
+    """Serve `retriever` until interrupted (binds 127.0.0.1 unless told otherwise)."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+    app = create_app(retriever, config, info=info)
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)
+
+
+@contextmanager
+def running_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout_s: float = 15.0) -> Iterator[str]:
+    """Serve an ASGI `app` with uvicorn from a background thread; yield its base URL (port 0: a free port)."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="retrieval-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError(f"the server did not start on {host}:{bound_port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@contextmanager
+def running_server(retriever: Retriever, config: ServerConfig | None = None, **kwargs: Any) -> Iterator[str]:
+    """Serve `retriever` from a background thread and yield its base URL; it stops when the block exits.
+
+    For tests, notebooks and benchmarks; `kwargs` go to `running_app` (host, port).
+    """
+    with running_app(create_app(retriever, config), **kwargs) as url:
+        yield url
