@@ -2,6 +2,9 @@
 
 scripted:<name>            a scripted baseline (oracle, baseline, random)
 py:<module>:<function>     any Python callable `f(requests) -> turns` (or an object with `act`)
+openai:<base_url>#<model>  any OpenAI-compatible chat-completions endpoint (vLLM, commercial APIs)
+hf:<path-or-hub-id>        a local transformers model (batched, KV cache, chat template, stop strings)
+vllm:<model>               vLLM's offline engine (GPU only; pip install "toolgym[gpu]")
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Any
 
 from .base import Agent, AgentRequest, SamplingParams
 
-SPEC_PREFIXES = ("scripted", "py")
+SPEC_PREFIXES = ("scripted", "py", "openai", "hf", "vllm")
 
 
 class CallableAgent:
@@ -40,6 +43,19 @@ def make_agent(spec: str, sampling: SamplingParams | None = None, **options: Any
         return ScriptedAgent(rest, **options)
     if prefix == "py":
         return _python_agent(rest, options)
+    if prefix == "openai":
+        from .openai_agent import OpenAIAgent, parse_openai_spec
+
+        base_url, model = parse_openai_spec(rest)
+        return OpenAIAgent(base_url, model, sampling, **options)
+    if prefix == "hf":
+        from .hf_agent import HFAgent
+
+        return HFAgent(rest, sampling=sampling, **options)
+    if prefix == "vllm":
+        from .vllm_agent import VLLMAgent
+
+        return VLLMAgent(rest, sampling=sampling, **options)
     raise ValueError(f"unknown agent kind {prefix!r} in {spec!r}; expected one of {', '.join(SPEC_PREFIXES)}")
 
 

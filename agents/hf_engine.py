@@ -1,0 +1,262 @@
+"""Token-level generation with a transformers model: token ids in, token ids and logprobs out.
+
+This is the engine under both `HFAgent` (text in, one assistant turn out) and the token-level
+rollouts (`toolgym.agents.rollout`). Its own decode loop, rather than `model.generate`, because
+rollouts need exactly three things `generate` makes awkward together: the logprob of each sampled
+token under the distribution it was sampled from, stop strings checked token by token (stop after
+the token that completes one), and a per-sequence token budget within one batch.
+
+Logprobs are `log_softmax(logits / T)` at the sampled token (T = 1 for greedy decoding), the
+quantity a trainer recomputes. Nucleus truncation (top_p < 1) changes which tokens can be drawn
+but is not folded into the logprob, as trainers do not recompute it either.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .base import SamplingParams
+
+logger = logging.getLogger(__name__)
+
+HF_EXTRA_HINT = 'pip install "toolgym[hf]" (and torch==2.13.0 first)'
+
+
+@dataclass
+class Generation:
+    """One sequence's continuation: sampled ids, their logprobs, and why it stopped."""
+
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    finish_reason: str = "length"
+    """"eos" (an end-of-turn token, included in `token_ids`), "stop" (a stop string), or "length"."""
+    stop: str | None = None
+    """The stop string that ended generation, when `finish_reason == "stop"`."""
+
+
+def import_torch_transformers() -> tuple[Any, Any]:
+    """torch and transformers, or an ImportError that names the extra to install."""
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise ImportError(f"HF models need torch and transformers: {HF_EXTRA_HINT} ({exc})") from exc
+    return torch, transformers
+
+
+def load_model_and_tokenizer(
+    model_path: str | Path, device: str | None = None, dtype: str | None = None, chat_template: str | None = None
+) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer from a local folder or a hub id, ready for inference."""
+    torch, transformers = import_torch_transformers()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype is None:
+        dtype = "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
+    torch_dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(torch_dtype, torch.dtype):
+        raise ValueError(f"dtype must name a torch dtype such as 'float32' or 'bfloat16', got {dtype!r}")
+    source = str(model_path)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+        model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+    except (OSError, ValueError) as exc:
+        local = Path(source).exists()
+        hint = (
+            "the folder exists but does not hold a transformers checkpoint (config.json, weights, tokenizer)"
+            if local
+            else "it is not a local folder, and a hub id needs network access (HF_HUB_OFFLINE is "
+            "set or the hub is unreachable): download it first or pass a local path"
+        )
+        raise OSError(f"cannot load model {source!r}: {hint}. Cause: {type(exc).__name__}: {exc}") from exc
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+class HFEngine:
+    """Batched sampling with a KV cache and left padding over a transformers causal LM."""
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, seed: int = 0):
+        torch, _ = import_torch_transformers()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self.eos_token_ids = _eos_token_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        self.pad_token_id = pad if pad is not None else min(self.eos_token_ids, default=0)
+        # transformers 5 calls the cache argument `cache`; 4.x called it `past_key_values`.
+        parameters = inspect.signature(model.forward).parameters
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
+        self._keeps_logits = "logits_to_keep" in parameters
+
+    @classmethod
+    def load(
+        cls,
+        model_path: str | Path,
+        device: str | None = None,
+        dtype: str | None = None,
+        batch_size: int = 16,
+        seed: int = 0,
+        chat_template: str | None = None,
+        threads: int | None = None,
+    ) -> HFEngine:
+        """An engine over a local checkpoint folder or hub id (see `load_model_and_tokenizer`).
+
+        `threads` sets torch's intra-op thread count for the whole process (None leaves it): on a
+        small, shared CPU machine one thread can be ten times faster for small models
+        (docs/benchmarks.md, "Token-level rollouts").
+        """
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be at least 1, got {threads}")
+            torch, _ = import_torch_transformers()
+            torch.set_num_threads(threads)
+        model, tokenizer = load_model_and_tokenizer(model_path, device, dtype, chat_template)
+        return cls(model, tokenizer, batch_size=batch_size, seed=seed)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the sampling stream, so a run with the same seed samples the same tokens."""
+        self.generator.manual_seed(seed)
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        sampling: SamplingParams,
+        max_new_tokens: Sequence[int] | None = None,
+    ) -> list[Generation]:
+        """Continue each prompt (token ids) by at most its own `max_new_tokens` (default: sampling.max_tokens)."""
+        budgets = [sampling.max_tokens] * len(prompts) if max_new_tokens is None else list(max_new_tokens)
+        if len(budgets) != len(prompts):
+            raise ValueError(f"got {len(prompts)} prompts but {len(budgets)} max_new_tokens values")
+        results: list[Generation] = []
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = [list(p) for p in prompts[start : start + self.batch_size]]
+            results.extend(self._generate_batch(chunk, sampling, budgets[start : start + self.batch_size]))
+        return results
+
+    def _generate_batch(
+        self, prompts: list[list[int]], sampling: SamplingParams, budgets: list[int]
+    ) -> list[Generation]:
+        torch, _ = import_torch_transformers()
+        if any(not prompt for prompt in prompts):
+            raise ValueError("every prompt needs at least one token")
+        generations = [Generation() for _ in prompts]
+        done = [budget <= 0 for budget in budgets]
+        if all(done):
+            return generations
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            attention[row, width - len(prompt) :] = 1
+        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        stop_window = _stop_window_tokens(sampling.stop)
+        cache = self._new_cache()
+        with torch.inference_mode():
+            logits = self._forward(input_ids, attention, positions, cache)
+            for _step in range(max(budgets)):
+                tokens, logprobs = self._sample(logits, sampling)
+                token_list, logprob_list = tokens.tolist(), logprobs.tolist()
+                for row, generation in enumerate(generations):
+                    if done[row]:
+                        continue
+                    token = token_list[row]
+                    generation.token_ids.append(token)
+                    generation.logprobs.append(logprob_list[row])
+                    done[row] = self._finished(generation, token, budgets[row], sampling.stop, stop_window)
+                if all(done):
+                    break
+                positions = positions[:, -1:] + 1
+                attention = torch.cat([attention, attention.new_ones((len(prompts), 1))], dim=1)
+                logits = self._forward(tokens.view(-1, 1), attention, positions, cache)
+        return generations
+
+    def _new_cache(self) -> Any:
+        from transformers import DynamicCache
+
+        try:
+            return DynamicCache(config=self.model.config)
+        except TypeError:  # transformers 4.x
+            return DynamicCache()
+
+    def _forward(self, input_ids: Any, attention: Any, positions: Any, cache: Any) -> Any:
+        kwargs = {self._cache_argument: cache, "use_cache": True}
+        if self._keeps_logits:
+            kwargs["logits_to_keep"] = 1
+        output = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions, **kwargs)
+        return output.logits[:, -1, :].float()
+
+    def _sample(self, logits: Any, sampling: SamplingParams) -> tuple[Any, Any]:
+        torch, _ = import_torch_transformers()
+        if sampling.temperature == 0:
+            log_probs = torch.log_softmax(logits, dim=-1)
+            tokens = logits.argmax(dim=-1)
+        else:
+            log_probs = torch.log_softmax(logits / sampling.temperature, dim=-1)
+            probs = log_probs.exp()
+            if sampling.top_p < 1.0:
+                probs = _nucleus(probs, sampling.top_p)
+            tokens = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+        return tokens, log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+    def _finished(
+        self, generation: Generation, token: int, budget: int, stops: Sequence[str], stop_window: int
+    ) -> bool:
+        if token in self.eos_token_ids:
+            generation.finish_reason = "eos"
+            return True
+        if stops:
+            # A stop completed by this token lies within the last `stop_window` tokens.
+            tail = self.tokenizer.decode(generation.token_ids[-stop_window:], skip_special_tokens=False)
+            stop = next((s for s in stops if s and s in tail), None)
+            if stop is not None:
+                generation.finish_reason, generation.stop = "stop", stop
+                return True
+        if len(generation.token_ids) >= budget:
+            generation.finish_reason = "length"
+            return True
+        return False
+
+
+def _nucleus(probs: Any, top_p: float) -> Any:
+    """Zero out the tail outside the smallest set of tokens whose mass reaches `top_p`."""
+    import torch
+
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    outside = sorted_probs.cumsum(dim=-1) - sorted_probs > top_p
+    sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+    return torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+
+
+def _stop_window_tokens(stops: Sequence[str]) -> int:
+    """Tokens that can hold a stop string: every token carries at least one byte."""
+    return max((len(stop.encode("utf-8")) for stop in stops if stop), default=0) + 1
+
+
+def _eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), model.config):
+        value = getattr(source, "eos_token_id", None) if source is not None else None
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    if not ids:
+        logger.warning("the model declares no eos token; every turn runs to max_tokens or a stop string")
+    return ids
