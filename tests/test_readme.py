@@ -23,7 +23,7 @@ def test_readme_python_examples_run(shared_data, tmp_path):
 
     result = subprocess.run(
         [sys.executable, str(script)],
-        cwd=REPO,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=600,
