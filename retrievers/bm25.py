@@ -4,12 +4,13 @@ Why bm25s: it indexes a few thousand passages in milliseconds and answers ~10k q
 core with no JVM, so Search-v0 can build a per-question index on every `reset`. Its Lucene
 scoring variant with k1=0.9, b=0.4 and English stemming + stopwords reproduces Anserini's flat
 BM25 on BEIR SciFact (nDCG@10 0.676 vs 0.679).
+
+On disk it is a ToolGym index directory (`retrievers/index.py`): bm25s's sparse matrices, the
+document store and the manifest `toolgym_index.json`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,21 +18,14 @@ from typing import Any
 
 from toolgym.retrieval import Document, Hit
 
+from .docstore import DOCUMENTS_FILE, DocStore, save_documents
+from .index import MANIFEST_FILE, read_manifest, write_manifest
+
 logger = logging.getLogger(__name__)
 
 BACKEND_NAME = "bm25s"
-METADATA_FILE = "toolgym_index.json"
-DOCUMENTS_FILE = "documents.jsonl"
-
-
-def corpus_checksum(documents: Sequence[Document]) -> str:
-    """A SHA-256 over ids, titles and texts: an index refuses to load against other documents."""
-    digest = hashlib.sha256()
-    for doc in documents:
-        for part in (doc.doc_id, doc.title, doc.text):
-            digest.update(part.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x00")
-    return digest.hexdigest()
+METADATA_FILE = MANIFEST_FILE  # the name this module used before the shared index format
+TOKENIZE_CHUNK = 65_536  # documents tokenized per bm25s call, so a build never holds all texts at once
 
 
 def _make_stemmer(stemmer: str | None) -> Any:
@@ -65,16 +59,33 @@ class BM25Retriever:
     ):
         import bm25s
 
-        self.documents = list(documents)
+        # A DocStore stays on disk (row -> document lookups); anything else is copied into a list.
+        self.documents: Sequence[Document] = documents if isinstance(documents, DocStore) else list(documents)
         self.params = {"k1": k1, "b": b, "stemmer": stemmer, "stopwords": stopwords, "method": method}
         self._stemmer = _make_stemmer(stemmer)
         self._bm25 = bm25s.BM25(k1=k1, b=b, method=method)
-        if self.documents:
-            tokens = self._tokenize([f"{d.title} {d.text}" for d in self.documents], return_ids=True)
-            self._bm25.index(tokens, show_progress=False)
+        if len(self.documents):
+            self._bm25.index(self._tokenized_corpus(), show_progress=False)
 
     def __len__(self) -> int:
         return len(self.documents)
+
+    def _tokenized_corpus(self, chunk_size: int = TOKENIZE_CHUNK) -> Any:
+        """Token ids of every document (title + text), tokenized chunk by chunk into one vocabulary."""
+        from bm25s.tokenization import Tokenized
+
+        vocabulary: dict[str, int] = {}
+        ids: list[list[int]] = []
+        for start in range(0, len(self.documents), chunk_size):
+            chunk = self.documents[start : start + chunk_size]
+            tokenized = self._tokenize([f"{d.title} {d.text}" for d in chunk], return_ids=True)
+            if len(chunk) == len(self.documents):
+                return tokenized  # one chunk: its vocabulary is the whole vocabulary
+            remap = [0] * len(tokenized.vocab)
+            for token, local_id in tokenized.vocab.items():
+                remap[local_id] = vocabulary.setdefault(token, len(vocabulary))
+            ids.extend([remap[token_id] for token_id in doc_ids] for doc_ids in tokenized.ids)
+        return Tokenized(ids=ids, vocab=vocabulary)
 
     def _tokenize(self, texts: list[str], *, return_ids: bool) -> Any:
         import bm25s
@@ -115,53 +126,40 @@ class BM25Retriever:
     # --- persistence ----------------------------------------------------------------------------
 
     def save(self, directory: str | Path) -> Path:
-        """Write the bm25s index, the documents and a metadata file saying how it was built."""
+        """Write a ToolGym index directory: bm25s's matrices, the document store and the manifest."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        if self.documents:
+        docstore = save_documents(self.documents, directory)
+        if len(self.documents):
             self._bm25.save(str(directory), show_progress=False)
-        with open(directory / DOCUMENTS_FILE, "w", encoding="utf-8") as handle:
-            for doc in self.documents:
-                record = {"id": doc.doc_id, "title": doc.title, "text": doc.text}
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        metadata = {
-            "backend": BACKEND_NAME,
-            "params": self.params,
-            "n_documents": len(self.documents),
-            "corpus_sha256": corpus_checksum(self.documents),
-        }
-        (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=1), encoding="utf-8")
+        write_manifest(
+            directory, backend=BACKEND_NAME, params=self.params, n_documents=len(self.documents), docstore=docstore
+        )
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> BM25Retriever:
-        """Load an index written by `save`; refuses another backend's index or a changed corpus."""
+    def load(cls, directory: str | Path, *, mmap: bool = False, verify: bool | None = None) -> BM25Retriever:
+        """Load an index written by `save`; refuses another backend's index or changed documents.
+
+        `mmap=True` leaves bm25s's score matrix on disk (for indexes larger than memory); `verify`
+        re-hashes the document store (None: when it is under 1 GiB).
+        """
         import bm25s
 
         directory = Path(directory)
-        metadata_path = directory / METADATA_FILE
-        if not metadata_path.is_file():
-            raise FileNotFoundError(f"{directory} has no {METADATA_FILE}; it was not written by BM25Retriever.save")
-        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-        if metadata.get("backend") != BACKEND_NAME:
+        manifest = read_manifest(directory, expect_backend=BACKEND_NAME)
+        store = DocStore(directory, record=manifest.get("docstore"), verify=verify)
+        if len(store) != manifest.get("n_documents"):
             raise ValueError(
-                f"{directory} holds a {metadata.get('backend')!r} index, not {BACKEND_NAME!r}; load it with that backend"
+                f"{directory / DOCUMENTS_FILE} holds {len(store)} documents, the manifest {manifest.get('n_documents')}"
             )
-        documents = []
-        with open(directory / DOCUMENTS_FILE, encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    record = json.loads(line)
-                    documents.append(Document(record["id"], record["title"], record["text"]))
-        if corpus_checksum(documents) != metadata.get("corpus_sha256"):
-            raise ValueError(f"{directory / DOCUMENTS_FILE} does not match the checksum recorded at index time")
         retriever = cls.__new__(cls)
-        retriever.documents = documents
-        retriever.params = dict(metadata["params"])
+        retriever.documents = store
+        retriever.params = dict(manifest["params"])
         retriever._stemmer = _make_stemmer(retriever.params["stemmer"])
-        if documents:
-            retriever._bm25 = bm25s.BM25.load(str(directory), show_progress=False)
+        if len(store):
+            retriever._bm25 = bm25s.BM25.load(str(directory), mmap=mmap)
         else:
             retriever._bm25 = bm25s.BM25(k1=retriever.params["k1"], b=retriever.params["b"])
-        logger.info("loaded bm25s index of %d documents from %s", len(documents), directory)
+        logger.info("loaded bm25s index of %d documents from %s", len(store), directory)
         return retriever

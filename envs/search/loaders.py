@@ -16,7 +16,6 @@ so supporting-document recall means the same thing with a per-question or a shar
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -143,32 +142,18 @@ def is_answer_only(spec: str) -> bool:
 
 def document_from_record(record: dict[str, Any], line: int) -> Document:
     """One corpus record: `id`/`_id`, `title`, and `text` or FlashRAG's `contents` ("title\\ntext")."""
-    doc_id = record.get("id", record.get("_id", record.get("docid")))
-    if doc_id is None:
-        raise ValueError(f"corpus record {line} has no 'id' or '_id' field")
-    title, text = record.get("title"), record.get("text")
-    if text is None and "contents" in record:
-        contents = str(record["contents"])
-        first, _, rest = contents.partition("\n")
-        title, text = (first, rest) if title is None and rest else (title or "", contents)
-    return Document(str(doc_id), str(title or ""), str(text or ""))
+    from toolgym.retrievers.corpus import document_from_record as read_record
+
+    return read_record(record, f"corpus record {line}")
 
 
 @lru_cache(maxsize=4)
 def load_corpus(path: str) -> tuple[Document, ...]:
-    """Documents of a JSONL corpus, or of a HotpotQA corpus JSON object ({title: [sentences]})."""
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"corpus file {path!r} does not exist")
-    with open(file, encoding="utf-8") as handle:
-        head = handle.read(1)
-        while head and head.isspace():
-            head = handle.read(1)
-    if head == "{" and file.suffix == ".json":
-        with open(file, encoding="utf-8") as handle:
-            mapping = json.load(handle)
-        return tuple(Document(t, t, "".join(s) if isinstance(s, list) else str(s)) for t, s in mapping.items())
-    return tuple(document_from_record(record, i) for i, record in enumerate(read_records(file), start=1))
+    """Documents of a corpus file or BEIR folder, in any format `toolgym.retrievers.corpus` reads
+    (JSONL, JSON array, BEIR, HotpotQA rows, HippoRAG's {title: [sentences]})."""
+    from toolgym.retrievers.corpus import iter_documents
+
+    return tuple(iter_documents(path))
 
 
 def shared_documents(rows: list[dict[str, Any]]) -> list[Document]:
