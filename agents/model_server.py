@@ -27,8 +27,6 @@ import inspect
 import json
 import logging
 import re
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from toolgym.http_server import running_app
 from toolgym.tool_calls import ToolCall, parse_turn, render_calls, turn_text
 
 from .base import Action, Agent, AgentRequest, SamplingParams
@@ -323,35 +322,13 @@ async def _read_json(request: Any, max_bytes: int) -> Any:
 def serve_in_background(
     app: Any, host: str = "127.0.0.1", port: int = 0, startup_timeout_s: float = 30.0
 ) -> Iterator[str]:
-    """Run `app` with uvicorn in a background thread; yields its base URL (``http://host:port/v1``).
+    """Run `app` in a background thread; yields its OpenAI base URL (``http://host:port/v1``).
 
     Port 0 picks a free port. The server is shut down when the block exits. Handy in tests and
     notebooks; `toolgym serve model` runs the same app in the foreground.
     """
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this; without it Nagle + delayed ACKs add ~40 ms to every
-    # response (uvicorn sets it only on sockets it creates itself).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="toolgym-model-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError(f"the model server did not start on {host}:{bound_port}")
-        time.sleep(0.01)
-    try:
-        yield f"http://{host}:{bound_port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with running_app(app, host=host, port=port, startup_timeout_s=startup_timeout_s) as url:
+        yield f"{url}/v1"
 
 
 def default_model_name(spec: str) -> str:

@@ -23,6 +23,16 @@ from .index import MANIFEST_FILE, read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
+
+def _import_bm25s() -> Any:
+    """Import bm25s, which pins its own logger to DEBUG on import; leave its level to the app."""
+    import bm25s
+
+    bm25s_logger = logging.getLogger("bm25s")
+    if bm25s_logger.level == logging.DEBUG:
+        bm25s_logger.setLevel(logging.NOTSET)
+    return bm25s
+
 BACKEND_NAME = "bm25s"
 METADATA_FILE = MANIFEST_FILE  # the name this module used before the shared index format
 TOKENIZE_CHUNK = 65_536  # documents tokenized per bm25s call, so a build never holds all texts at once
@@ -57,7 +67,7 @@ class BM25Retriever:
         stopwords: str | None = "en",
         method: str = "lucene",
     ):
-        import bm25s
+        bm25s = _import_bm25s()
 
         # A DocStore stays on disk (row -> document lookups); anything else is copied into a list.
         self.documents: Sequence[Document] = documents if isinstance(documents, DocStore) else list(documents)
@@ -88,7 +98,7 @@ class BM25Retriever:
         return Tokenized(ids=ids, vocab=vocabulary)
 
     def _tokenize(self, texts: list[str], *, return_ids: bool) -> Any:
-        import bm25s
+        bm25s = _import_bm25s()
 
         return bm25s.tokenize(
             texts,
@@ -144,7 +154,7 @@ class BM25Retriever:
         `mmap=True` leaves bm25s's score matrix on disk (for indexes larger than memory); `verify`
         re-hashes the document store (None: when it is under 1 GiB).
         """
-        import bm25s
+        bm25s = _import_bm25s()
 
         directory = Path(directory)
         manifest = read_manifest(directory, expect_backend=BACKEND_NAME)

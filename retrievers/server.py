@@ -24,9 +24,7 @@ import asyncio
 import json
 import logging
 import math
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +32,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from toolgym.http_server import running_app
 from toolgym.retrieval import Hit, Retriever
 
 logger = logging.getLogger(__name__)
@@ -367,35 +366,6 @@ def serve(
         raise ImportError(INSTALL_HINT) from exc
     app = create_app(retriever, config, info=info)
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)
-
-
-@contextmanager
-def running_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout_s: float = 15.0) -> Iterator[str]:
-    """Serve an ASGI `app` with uvicorn from a background thread; yield its base URL (port 0: a free port)."""
-    try:
-        import uvicorn
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="retrieval-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError(f"the server did not start on {host}:{bound_port}")
-        time.sleep(0.01)
-    try:
-        yield f"http://{host}:{bound_port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @contextmanager

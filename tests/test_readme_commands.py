@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from readme_blocks import checkout_like_folder, code_blocks, readme_sections
 
-REPO = Path(__file__).resolve().parents[1]
 NEEDS_GPU_OR_NETWORK = ("vllm serve", "api.openai.com")
 
 
-def bash_blocks(section: str) -> list[str]:
-    """The ```bash blocks of one README section (from its heading to the next heading of its level)."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    level = section.split(" ")[0]
-    start = text.index(section)
-    end = text.find(f"\n{level} ", start + len(section))
-    blocks = re.findall(r"```bash\n(.*?)```", text[start : end if end > 0 else None], re.DOTALL)
+def runnable_bash_blocks(section: str) -> list[str]:
+    blocks = code_blocks(readme_sections()[section], "bash")
     return [b for b in blocks if not any(marker in b for marker in NEEDS_GPU_OR_NETWORK)]
 
 
@@ -36,16 +30,33 @@ def run_blocks(blocks: list[str], cwd: Path, data_dir: Path, timeout: int) -> No
 
 
 def test_evaluation_commands_run_as_written(shared_data, tmp_path):
-    blocks = [b for b in bash_blocks("## Evaluating an agent") if "models/tiny-qwen" not in b]
+    blocks = [b for b in runnable_bash_blocks("Evaluating an agent") if "models/tiny-qwen" not in b]
     assert len(blocks) >= 4
-    run_blocks(blocks, tmp_path, shared_data, timeout=600)
-    assert (tmp_path / "leaderboard" / "leaderboard.md").exists()
+    work = checkout_like_folder(tmp_path, shared_data)
+    run_blocks(blocks, work, shared_data, timeout=600)
+    assert (work / "leaderboard" / "leaderboard.md").exists()
+
+
+def test_retrieval_index_server_and_eval_commands_run_as_written(shared_data, tmp_path):
+    blocks = [b for b in runnable_bash_blocks("Retrieval") if "--backend bm25s" in b]
+    assert blocks
+    work = checkout_like_folder(tmp_path, shared_data)
+    run_blocks(blocks, work, shared_data, timeout=600)
+    assert (work / "indexes" / "scifact-bm25s").is_dir()
+
+
+@pytest.mark.slow
+def test_lucene_and_dense_index_commands_run_as_written(shared_data, tmp_path):
+    blocks = [b for b in runnable_bash_blocks("Retrieval") if "--backend pyserini" in b]
+    assert blocks
+    run_blocks(blocks, checkout_like_folder(tmp_path, shared_data), shared_data, timeout=1200)
 
 
 @pytest.mark.slow
 def test_third_party_agent_end_to_end_commands_run_as_written(shared_data, tmp_path):
-    blocks = [b for b in bash_blocks("### A third-party agent end to end") if "models/tiny-qwen" in b]
+    blocks = [b for b in runnable_bash_blocks("Evaluating an agent") if "models/tiny-qwen" in b]
     assert blocks, "the README should show serving a local model and evaluating it over HTTP"
-    run_blocks(blocks, tmp_path, shared_data, timeout=900)
+    work = checkout_like_folder(tmp_path, shared_data)
+    run_blocks(blocks, work, shared_data, timeout=900)
     for run in ("tiny-over-http", "tiny-in-process"):
-        assert (tmp_path / "runs" / run / "summary.json").exists()
+        assert (work / "runs" / run / "summary.json").exists()

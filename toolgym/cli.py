@@ -93,10 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    # bm25s pins its own logger to DEBUG when imported; drop its chatter unless asked for.
-    quiet_level = logging.INFO if args.verbose else logging.WARNING
-    for log_handler in logging.getLogger().handlers:
-        log_handler.addFilter(lambda record: not record.name.startswith("bm25s") or record.levelno >= quiet_level)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

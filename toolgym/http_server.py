@@ -1,0 +1,49 @@
+"""Run an ASGI app with uvicorn in a background thread: for tests, notebooks and benchmarks.
+
+Both ToolGym servers (the retrieval server and the OpenAI-compatible model server) use this; the
+`toolgym serve` commands run the same apps in the foreground.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+SERVE_INSTALL_HINT = 'the HTTP servers need FastAPI and uvicorn: pip install "toolgym[serve]"'
+
+
+@contextmanager
+def running_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve `app` until the block exits; yields ``http://host:port`` (port 0 picks a free port)."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise ImportError(SERVE_INSTALL_HINT) from exc
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this; without it Nagle's algorithm and delayed ACKs add about
+    # 40 ms to every loopback response (uvicorn sets it only on sockets it creates itself).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="toolgym-http-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError(f"the server did not start on {host}:{bound_port} within {startup_timeout_s} s")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
