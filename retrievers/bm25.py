@@ -33,6 +33,7 @@ def _import_bm25s() -> Any:
         bm25s_logger.setLevel(logging.NOTSET)
     return bm25s
 
+
 BACKEND_NAME = "bm25s"
 METADATA_FILE = MANIFEST_FILE  # the name this module used before the shared index format
 TOKENIZE_CHUNK = 65_536  # documents tokenized per bm25s call, so a build never holds all texts at once
