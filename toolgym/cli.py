@@ -97,7 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 0
-    return handler(args)
+    try:
+        return handler(args)
+    except ImportError as exc:  # an optional extra is missing: say which, without a traceback
+        print(f"toolgym {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _list_envs(args: argparse.Namespace) -> int:
