@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from toolgym.cli_values import parse_key_value
+
 EVAL_DESCRIPTION = """\
 Evaluate an agent on a benchmark: n tasks × k samples, played in batches through an env pool.
 
@@ -163,13 +165,11 @@ def parse_env_kwargs(items: Sequence[str]) -> dict[str, Any]:
                 raise ValueError(f"--env-kwargs {item!r} must be a JSON object")
             kwargs.update(value)
             continue
-        key, sep, raw = text.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--env-kwargs {item!r} must be key=value or a JSON object")
         try:
-            kwargs[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            kwargs[key.strip()] = raw
+            key, value = parse_key_value(text)
+        except ValueError as exc:
+            raise ValueError(f"--env-kwargs {item!r} must be key=value or a JSON object") from exc
+        kwargs[key] = value
     return kwargs
 
 

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from toolgym.cli_values import key_value_argument
+
 INDEX_DESCRIPTION = """\
 Build a retrieval index directory from a corpus, or describe one.
 
@@ -43,16 +45,6 @@ examples:
 """
 
 _BACKENDS = ("bm25s", "pyserini", "faiss")
-
-
-def _parse_param(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def add_index_command(subparsers: Any) -> None:
@@ -95,7 +87,7 @@ def add_index_command(subparsers: Any) -> None:
     build.add_argument(
         "--param",
         action="append",
-        type=_parse_param,
+        type=key_value_argument,
         default=[],
         metavar="KEY=VALUE",
         help="any other backend parameter",

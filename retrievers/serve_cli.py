@@ -9,6 +9,8 @@ import sys
 import textwrap
 from typing import Any
 
+from toolgym.cli_values import key_value_argument
+
 SERVE_EPILOG = """\
 examples:
   toolgym index build --corpus ../shared/data/beir_scifact --backend bm25s --out indexes/scifact
@@ -43,16 +45,6 @@ examples:
 """
 
 
-def _parse_param(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
 def _add_source_arguments(parser: argparse.ArgumentParser, *, with_url: bool) -> None:
     source = parser.add_argument_group("what to search (one of)")
     source.add_argument("--index", metavar="DIR", help="an index directory built by `toolgym index build`")
@@ -61,7 +53,7 @@ def _add_source_arguments(parser: argparse.ArgumentParser, *, with_url: bool) ->
         source.add_argument("--url", help="a running retrieval server (Search-R1 protocol)")
     source.add_argument("--backend", default="bm25s", help="backend for --corpus (bm25s, pyserini, faiss, …)")
     source.add_argument(
-        "--param", dest="params", action="append", type=_parse_param, default=[], metavar="KEY=VALUE",
+        "--param", dest="params", action="append", type=key_value_argument, default=[], metavar="KEY=VALUE",
         help="a backend parameter for --corpus (JSON values), e.g. --param k1=1.2; repeatable",
     )  # fmt: skip
 
