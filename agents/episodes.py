@@ -51,6 +51,8 @@ def play_episodes(
     step touches only the envs that acted, so short and long episodes interleave freely.
     """
     options = list(options) if options is not None else [None] * len(seeds)
+    if len(options) != len(seeds):
+        raise ValueError(f"got {len(seeds)} seeds but {len(options)} options; pass one option (or None) per seed")
     queue = list(enumerate(zip(seeds, options)))[::-1]
     finished: dict[int, Episode] = {}
     slots: dict[int, tuple[int, Episode, dict[str, Any], float]] = {}

@@ -123,7 +123,7 @@ class OpenAIAgent:
         api_key_env: the environment variable holding the key; loopback URLs work without one.
         tool_mode: "auto", "native" or "text" (module doc).
         max_concurrency: HTTP requests in flight at once; the rest of the batch waits its turn.
-        timeout_s: one HTTP attempt's time limit.
+        timeout_s: one HTTP attempt's time limit, from sending the request to the last byte of the response.
         max_retries: retries after the first attempt, for retryable failures only.
         backoff_s: the first retry's base wait; it doubles per retry, times a jitter in [0.5, 1.5).
         extra_body: extra JSON fields for every request (e.g. vLLM's ``{"top_k": 20}``).
@@ -280,14 +280,20 @@ class OpenAIAgent:
             try:
                 async with self._semaphore:
                     self.stats["requests"] += 1
-                    completion = await self._client.chat.completions.create(**body)
+                    # httpx's timeout bounds each read, not the attempt: a server that trickles its
+                    # response byte by byte would never time out, so the whole attempt is bounded here.
+                    completion = await asyncio.wait_for(
+                        self._client.chat.completions.create(**body), timeout=self.timeout_s
+                    )
                 return self._turn(index, completion, native)
-            except (openai.APIConnectionError, openai.APIStatusError) as exc:
+            except (openai.APIConnectionError, openai.APIStatusError, asyncio.TimeoutError) as exc:
                 status = getattr(exc, "status_code", None)
                 retryable = status is None or status in RETRY_STATUS_CODES or status >= 500
                 if not retryable or attempt == self.max_retries:
                     self.stats["failures"] += 1
-                    raise AgentError(index, _describe(exc, attempt + 1, retryable), status, attempt + 1) from exc
+                    raise AgentError(
+                        index, _describe(exc, attempt + 1, retryable, self.timeout_s), status, attempt + 1
+                    ) from exc
                 delay = self._backoff(attempt, exc)
                 logger.warning("request %d: %s; retry %d in %.2fs", index, _short(exc), attempt + 1, delay)
                 self.stats["retries"] += 1
@@ -347,11 +353,13 @@ class OpenAIAgent:
 
 def _short(exc: Exception) -> str:
     status = getattr(exc, "status_code", None)
-    kind = type(exc).__name__
+    kind = "APITimeoutError" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
     return f"{kind} (HTTP {status})" if status is not None else kind
 
 
-def _describe(exc: Exception, attempts: int, retryable: bool) -> str:
+def _describe(exc: Exception, attempts: int, retryable: bool, timeout_s: float) -> str:
     detail = str(getattr(exc, "message", "") or exc)[:500]
+    if isinstance(exc, asyncio.TimeoutError):
+        detail = f"the response did not complete within timeout_s={timeout_s:g} s"
     why = f"gave up after {attempts} attempts" if retryable else "not retried (a client error)"
     return f"{_short(exc)}: {detail} ({why})"

@@ -8,6 +8,7 @@ messages (`opening_messages`), and what one assistant turn does (`take_turn`).
 
 from __future__ import annotations
 
+import numbers
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -109,8 +110,11 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
             index = options.get("index")
             if index is None:
                 index = int(self.np_random.integers(len(self.tasks)))
-            if not isinstance(index, int) or not 0 <= index < len(self.tasks):
-                raise IndexError(f"options['index'] must be an int in [0, {len(self.tasks)}), got {index!r}")
+            if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+                raise TypeError(f"options['index'] must be an integer, got {type(index).__name__} {index!r}")
+            index = int(index)  # numpy integers (e.g. from a sampler) select like Python ints
+            if not 0 <= index < len(self.tasks):
+                raise IndexError(f"options['index'] must be in [0, {len(self.tasks)}), got {index}")
             row = self.tasks[index]
         self.task = self.load_task(row, index)
         self.task_id = self.task_identifier(self.task)

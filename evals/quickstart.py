@@ -71,6 +71,8 @@ def run_quickstart(
     console: Console | None = None,
 ) -> list[ResultRow]:
     """Play `episodes` seeded episodes per (env, agent) pair and return one row per pair."""
+    if episodes < 1 or pool_size < 1:
+        raise ValueError(f"episodes and pool_size must be at least 1, got episodes={episodes}, pool_size={pool_size}")
     console = console or Console()
     rows: list[ResultRow] = []
     seeds = list(range(seed, seed + episodes))

@@ -62,6 +62,15 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     return list(texts)
 
 
+def tokenizable_text(text: str) -> str:
+    """`text` with lone surrogates (JSON's "\\ud800", surrogateescape bytes) as U+FFFD: HF tokenizers reject them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
+    return text
+
+
 def default_device() -> str:
     """'cuda' when torch sees a GPU, else 'cpu'."""
     import torch
@@ -129,7 +138,7 @@ class _PrefixedEncoder:
 
     def _encode(self, texts: list[str], description: str) -> np.ndarray:
         vectors = encode_in_batches(
-            texts,
+            [tokenizable_text(text) for text in texts],
             self._embed,
             batch_size=self.batch_size,
             dim=self.dim,
@@ -343,4 +352,5 @@ __all__ = [
     "minilm_path",
     "parse_spec",
     "pool_hidden_states",
+    "tokenizable_text",
 ]

@@ -23,7 +23,7 @@ import numpy as np
 
 from toolgym.retrieval import Hit, Retriever
 
-from .encoders import default_device
+from .encoders import default_device, tokenizable_text
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class CrossEncoderReranker:
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """One score per pair, computed `batch_size` pairs per forward pass."""
-        pairs = [(q, p) for q, p in pairs]
+        pairs = [(tokenizable_text(q), tokenizable_text(p)) for q, p in pairs]
         out = np.zeros(len(pairs), dtype=np.float32)
         for batch in _batches(len(pairs), self.batch_size):
             chunk = pairs[batch.start : batch.stop]
@@ -108,7 +108,7 @@ class SequenceClassificationReranker:
         """One score per pair (the relevance logit, or yes - no logits), `batch_size` pairs per forward pass."""
         import torch
 
-        pairs = [(q, p) for q, p in pairs]
+        pairs = [(tokenizable_text(q), tokenizable_text(p)) for q, p in pairs]
         out = np.zeros(len(pairs), dtype=np.float32)
         for batch in _batches(len(pairs), self.batch_size):
             queries = [pairs[i][0] for i in batch]

@@ -11,11 +11,13 @@ Why micro-batching: RL rollouts send many small concurrent requests (one query p
 every backend answers a batch much faster per query than one query at a time (bm25s scores a batch
 with one sparse product; a dense encoder fills a GPU). The batcher gathers requests for up to
 ``batch_wait_ms`` (or until ``max_batch_queries``), runs one backend `search` per distinct top-k in a
-worker thread, and hands each request its slice. While a batch runs, new requests queue up, so the
+worker thread, and hands each request its slice. If that call fails, each request is retried alone,
+so a query that breaks the backend fails only the request that sent it. While a batch runs, new requests queue up, so the
 next batch grows with the load.
 
 Bounds: the body size is checked before parsing (413), then the query count, query length and top-k
-(422), the queue depth (503, retry later) and the time per request (504).
+(422), the queue depth (503, retry later) and the time per request, body upload included (408 while
+the body is still arriving, 504 while waiting for results).
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class ServerConfig:
     max_body_bytes: int = 1 << 20
     """Largest request body in bytes, checked before parsing (413 beyond)."""
     request_timeout_s: float = 30.0
-    """Time a request may wait for its results, queueing included (504 beyond)."""
+    """Time a request may take from its arrival to its results, body upload and queueing included
+    (408 beyond while the body is still arriving, 504 beyond while it waits for results)."""
     micro_batching: bool = True
     """Coalesce concurrent requests into one backend call (False: one backend call per request)."""
     batch_wait_ms: float = 2.0
@@ -178,16 +181,32 @@ class BackendRunner:
                 queries = [q for p in group for q in p.queries]
                 try:
                     results = await self._run_backend(queries, k)
-                except Exception as exc:  # the backend's error goes to every request of the batch
-                    for p in group:
-                        if not p.future.done():
-                            p.future.set_exception(exc)
+                except Exception as exc:
+                    if len(group) == 1:
+                        if not group[0].future.done():
+                            group[0].future.set_exception(exc)
+                    else:  # one request's query may be what broke the call: only that request may fail
+                        await self._run_each(group, k)
                     continue
                 start = 0
                 for p in group:
                     if not p.future.done():
                         p.future.set_result(results[start : start + len(p.queries)])
                     start += len(p.queries)
+
+    async def _run_each(self, group: list[_Pending], k: int) -> None:
+        """One backend call per request, after a coalesced call failed."""
+        for p in group:
+            if p.future.done():
+                continue
+            try:
+                results = await self._run_backend(p.queries, k)
+            except Exception as exc:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+                continue
+            if not p.future.done():
+                p.future.set_result(results)
 
     def close(self) -> None:
         if self._worker is not None:
@@ -297,26 +316,41 @@ def create_app(retriever: Retriever, config: ServerConfig | None = None, *, info
     app.state.runner = runner
     app.state.config = config
 
+    async def read_body(request: Any) -> bytes | None:
+        """The whole body, or None as soon as it grows past `max_body_bytes`."""
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > config.max_body_bytes:
+                return None
+        return bytes(body)
+
     # Plain Starlette routes: the body is read and checked here, not parsed by FastAPI beforehand.
     async def retrieve(request: Any) -> Response:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > config.max_body_bytes):
             return error(413, f"request body of {declared} bytes exceeds the limit of {config.max_body_bytes} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > config.max_body_bytes:
-                return error(413, f"request body exceeds the limit of {config.max_body_bytes} bytes")
+        started = time.monotonic()
         try:
-            payload = json.loads(bytes(body))
+            # A client that sends its body slowly (or never finishes it) must not hold a handler forever.
+            body = await asyncio.wait_for(read_body(request), config.request_timeout_s)
+        except asyncio.TimeoutError:
+            return error(408, f"the request body did not arrive within {config.request_timeout_s} s")
+        if body is None:
+            return error(413, f"request body exceeds the limit of {config.max_body_bytes} bytes")
+        try:
+            payload = json.loads(body)
         except ValueError as exc:  # JSONDecodeError and bad UTF-8 alike
             return error(400, f"request body is not valid JSON: {exc}")
+        except RecursionError:  # "[[[[…" a few thousand deep: json's recursion limit, not a server fault
+            return error(400, "request body is not valid JSON: nested too deeply")
         try:
             queries, topk, return_scores = validate_request(payload, config)
         except ValueError as exc:
             return error(422, str(exc))
+        remaining_s = max(config.request_timeout_s - (time.monotonic() - started), 0.001)
         try:
-            hit_lists = await asyncio.wait_for(runner.search(queries, topk), config.request_timeout_s)
+            hit_lists = await asyncio.wait_for(runner.search(queries, topk), remaining_s)
         except asyncio.TimeoutError:
             runner.stats.timeouts += 1
             return error(504, f"retrieval took longer than {config.request_timeout_s} s")

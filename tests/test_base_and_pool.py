@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
@@ -122,3 +123,30 @@ def test_pool_reports_which_env_failed():
         pool.reset(indices=[0], seeds=[0])
         with pytest.raises(RuntimeError, match="env 1 of the pool failed"):
             pool.step({0: "x", 1: "x"})  # env 1 was never reset
+
+
+def test_index_option_accepts_numpy_integers_and_refuses_bools_and_floats():
+    env = CountdownEnv()
+
+    _, info = env.reset(options={"index": np.int64(7)})
+
+    assert info["task_id"] == "t7"
+    for not_an_index in (True, 7.0, "7"):
+        with pytest.raises(TypeError, match="must be an integer"):
+            env.reset(options={"index": not_an_index})
+
+
+def test_play_episodes_refuses_options_that_do_not_match_the_seeds():
+    from toolgym.agents.episodes import play_episodes
+    from toolgym.agents.scripted import ScriptedAgent
+
+    with EnvPool([CountdownEnv()]) as pool, pytest.raises(ValueError, match="2 seeds but 1 options"):
+        play_episodes(ScriptedAgent("random"), pool, seeds=[0, 1], options=[None])
+
+
+@pytest.mark.parametrize(("episodes", "pool_size"), [(0, 8), (4, 0)])
+def test_quickstart_refuses_empty_runs_with_a_clear_error(episodes, pool_size):
+    from toolgym.evals.quickstart import run_quickstart
+
+    with pytest.raises(ValueError, match="must be at least 1"):
+        run_quickstart(episodes=episodes, pool_size=pool_size)

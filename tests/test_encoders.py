@@ -175,3 +175,10 @@ def test_hf_mean_pooling_reproduces_sentence_transformers_minilm(minilm):
     texts = ["A man is eating food.", LONG, "東京は日本の首都です。"]
     cosines = np.sum(hf.encode_queries(texts) * minilm.encode_queries(texts), axis=1)
     np.testing.assert_allclose(cosines, 1.0, atol=1e-4)
+
+
+def test_lone_surrogates_are_encoded_as_the_replacement_character(bert_dir):
+    """A JSON query "\\ud800 river" decodes to a lone surrogate, which HF tokenizers refuse with a TypeError."""
+    encoder = load_encoder(f"hf:{bert_dir}", device="cpu", show_progress=False)
+    vectors = encoder.encode_queries(["\ud800 river", "\ufffd river"])
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)

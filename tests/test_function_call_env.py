@@ -138,6 +138,13 @@ BAD_ACTIONS = [
     '<tool_call>{"name": "cd", "arguments": "{\\"folder\\": \\"/\\\\\\"x\\""}</tool_call>',
     '<tool_call>{"name": "write_file", "arguments": {"file_name": "/a", "content": "' + "[" * 5000 + '"}}</tool_call>',
     "[cd(folder='\"\\'nested\\'\"')]",
+    "[cd(folder=b'/bytes')]",
+    '<tool_call>{"name": "transfer", "arguments": {"amount": ' + "9" * 5000 + "}}</tool_call>",  # int past 4300 digits
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"function": {"name": "ls", "arguments": "[" + "9" * 5000 + "]"}}],
+    },
     "[" * 10_000 + "f(a=1)" + "]" * 10_000,
     {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "ls", "arguments": "{bad json"}}]},
     {"role": "assistant", "content": None, "tool_calls": "not a list"},

@@ -138,6 +138,9 @@ BAD_ACTIONS = [
     '<tool_call>{"name": "calculator", "arguments": {"expression": "\\"\'\\"\'"}}</tool_call>',
     '<tool_call>{"name": "calculator", "arguments": {"expression": "__import__(\'os\').system(\'ls\')"}}</tool_call>',
     '<tool_call>{"name": "calculator", "arguments": {"expression": "9**9**9"}}</tool_call>',
+    '<tool_call>{"name": "calculator", "arguments": {"expression": '
+    + "9" * 5000
+    + "}}</tool_call>",  # int past 4300 digits
     "\\boxed{10^{10^{10^{10}}}}",
     "\\boxed{9^{9^{9}}}",
     "\\boxed{2^{99999999999}}",

@@ -51,6 +51,7 @@ class Faults:
         self.poison_status: int | None = None  # for requests whose body contains "poison"
         self.retry_after: str | None = None
         self.delay_s = 0.0
+        self.trickle_s = 0.0  # pause between the response body's bytes: a server that never stalls long
         self.attempts = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -80,9 +81,27 @@ def add_fault_middleware(app: Any, faults: Faults) -> None:
                 return error(faults.statuses.pop(0))
             if faults.always_status:
                 return error(faults.always_status)
-            return await call_next(request)
+            response = await call_next(request)
+            if faults.trickle_s:
+                return await trickled(response, faults.trickle_s)
+            return response
         finally:
             faults.in_flight -= 1
+
+
+async def trickled(response: Any, pause_s: float) -> Any:
+    """The same response, its body sent one byte at a time (each read is quick, the whole is slow)."""
+    from fastapi.responses import StreamingResponse
+
+    body = b"".join([chunk async for chunk in response.body_iterator])
+
+    async def drip():
+        for position in range(len(body)):
+            yield body[position : position + 1]
+            await asyncio.sleep(pause_s)
+
+    headers = {"content-length": str(len(body))}
+    return StreamingResponse(drip(), status_code=response.status_code, headers=headers, media_type="application/json")
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +262,19 @@ def test_a_slow_server_times_out_and_is_reported(base_url, faults):
         elapsed = time.perf_counter() - started
     assert caught.value.status_code is None and caught.value.attempts == 2
     assert elapsed < 1.2  # two 0.2 s attempts, not the server's 1.5 s
+
+
+def test_a_response_trickling_in_byte_by_byte_still_times_out(base_url, faults):
+    # Each byte arrives well within timeout_s, so only a limit on the whole attempt can stop it;
+    # the full body (about 300 bytes at 10 ms each) would take about 3 s.
+    faults.trickle_s = 0.01
+    with OpenAIAgent(base_url, MODEL, tool_mode="text", timeout_s=0.3, max_retries=1, backoff_s=0.01) as agent:
+        started = time.perf_counter()
+        with pytest.raises(AgentError, match=r"APITimeoutError: .*timeout_s=0.3 s") as caught:
+            agent.act([user("slow drip")])
+        elapsed = time.perf_counter() - started
+    assert caught.value.status_code is None and caught.value.attempts == 2
+    assert elapsed < 2.0  # two 0.3 s attempts (plus the client's start-up), not the 3 s body
 
 
 def test_a_connection_refused_is_retried_then_reported(faults):

@@ -109,3 +109,9 @@ def test_awkward_calls_and_bad_specs(base, reranker, tmp_path):
         load_reranker(f"hf:{make_tiny_bert(tmp_path, num_labels=3)}", device="cpu")
     with pytest.raises(ValueError, match="depth"):
         RerankRetriever(base, reranker, depth=0)
+
+
+def test_lone_surrogates_in_queries_and_passages_are_scored(reranker):
+    """HF tokenizers refuse lone surrogates; the reranker scores them as U+FFFD instead of raising."""
+    scores = reranker.score([("\ud800 river", "a river\udfff"), ("\ufffd river", "a river\ufffd")])
+    assert scores[0] == pytest.approx(scores[1], abs=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -30,6 +31,13 @@ def _bad_actions() -> list:
         '[search(query="it\'s \\"nested\\"")]',
         "[search(query=__import__('os').system('echo pwned'))]",
         "[search(query=10**10**10)]",
+        "[search(query=b'bytes are not JSON')]",
+        '<tool_call>{"name": "search", "arguments": {"query": ' + "9" * 5000 + "}}</tool_call>",  # int past 4300 digits
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "d", "function": {"name": "search", "arguments": '{"query": ' + "9" * 5000 + "}"}}],
+        },
         {"role": "assistant", "content": None},
         {"role": "assistant", "content": "", "tool_calls": "not a list"},
         {
@@ -64,6 +72,7 @@ def test_bad_actions_never_raise(tool_format):
         assert time.perf_counter() - start < 5.0, repr(action)[:80]
         assert env.observation_space.contains(obs), repr(action)[:80]
         assert isinstance(reward, float) and isinstance(info["invalid_action"], bool)
+        json.dumps(info)  # info stays plain data
 
 
 def test_wrong_argument_type_is_reported_as_a_tool_error():

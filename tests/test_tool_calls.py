@@ -128,3 +128,33 @@ def test_last_answer_tag_takes_the_last_block():
 def test_unknown_format_is_api_misuse():
     with pytest.raises(ValueError, match="unknown tool_format"):
         parse_turn("x", "xml")
+
+
+HUGE_INTEGER = "1" * 5000  # past CPython's 4300-digit int conversion limit, which json.loads hits
+
+
+@pytest.mark.parametrize(
+    ("action", "tool_format"),
+    [
+        ('<tool_call>{"name": "f", "arguments": {"x": ' + HUGE_INTEGER + "}}</tool_call>", "hermes"),
+        ('<tool_call>{"name": "f", "arguments": "{\\"x\\": ' + HUGE_INTEGER + '}"}</tool_call>', "hermes"),
+        (
+            {
+                "role": "assistant",
+                "tool_calls": [{"function": {"name": "f", "arguments": '{"x": ' + HUGE_INTEGER + "}"}}],
+            },
+            "openai",
+        ),
+    ],
+)
+def test_json_with_an_integer_past_the_digit_limit_is_an_error_not_an_exception(action, tool_format):
+    parsed = parse_turn(action, tool_format)
+
+    assert parsed.tool_calls == [] and "not valid JSON" in parsed.errors[0]
+
+
+@pytest.mark.parametrize("literal", ["b'abc'", "1j", "...", "{(1, 2): 3}", "[1, {b'k': 2}]"])
+def test_python_literals_json_cannot_carry_are_errors(literal):
+    parsed = parse_turn(f"[f(x={literal})]", "python")
+
+    assert parsed.tool_calls == [] and "JSON cannot carry" in parsed.errors[0]

@@ -118,8 +118,11 @@ def _quickstart(args: argparse.Namespace) -> int:
     from toolgym.agents.scripted import ScriptedAgent
     from toolgym.evals.quickstart import results_table, rows_as_dicts, run_quickstart
 
-    if args.episodes < 1:
-        print("toolgym quickstart: --episodes must be at least 1", file=sys.stderr)
+    if args.episodes < 1 or args.pool_size < 1:
+        print(
+            f"toolgym quickstart: --episodes and --pool-size must be at least 1, got {args.episodes} and {args.pool_size}",
+            file=sys.stderr,
+        )
         return 2
     try:
         for name in args.agents:

@@ -159,8 +159,8 @@ def _call_from_json(body: str) -> tuple[ToolCall | None, str]:
         return None, f"tool call is {len(body)} characters; the limit is {MAX_CALL_CHARS}"
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        return None, f"tool call is not valid JSON: {exc}"
+    except (ValueError, RecursionError) as exc:  # ValueError also covers integers past 4300 digits
+        return None, f"tool call is not valid JSON: {exc}"[:300]
     if not isinstance(payload, dict):
         return None, f"tool call must be a JSON object with 'name' and 'arguments', got {type(payload).__name__}"
     return _call_from_fields(payload.get("name"), payload.get("arguments", {}), payload.get("id"))
@@ -172,8 +172,8 @@ def _call_from_fields(name: Any, arguments: Any, call_id: Any) -> tuple[ToolCall
     if isinstance(arguments, str):  # double-encoded JSON is common; decode once more
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
-        except (json.JSONDecodeError, RecursionError) as exc:
-            return None, f"arguments of {name!r:.80} are not valid JSON: {exc}"
+        except (ValueError, RecursionError) as exc:  # ValueError also covers integers past 4300 digits
+            return None, f"arguments of {name!r:.80} are not valid JSON: {exc}"[:300]
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
@@ -274,20 +274,35 @@ def _call_from_ast(node: ast.expr) -> tuple[ToolCall | None, str]:
             arguments[keyword.arg] = _jsonable(ast.literal_eval(keyword.value))
         except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
             return None, f"{name}: argument {keyword.arg!r} is not a literal value"
+        except _NotJson as exc:
+            return (
+                None,
+                f"{name}: argument {keyword.arg!r} holds {exc}, which JSON cannot carry; use str, number, bool, None, list or dict",
+            )
     return ToolCall(name=name, arguments=arguments), ""
+
+
+class _NotJson(Exception):
+    """A Python literal with no JSON counterpart (bytes, complex, Ellipsis, a non-scalar dict key)."""
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def _jsonable(value: Any) -> Any:
     """Tuples become lists and sets sorted lists, so parsed values match JSON-decoded ones."""
-    if isinstance(value, tuple):
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
     if isinstance(value, (set, frozenset)):
         return sorted((_jsonable(v) for v in value), key=repr)
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
     if isinstance(value, dict):
+        bad_key = next((k for k in value if not isinstance(k, _JSON_SCALARS)), None)
+        if bad_key is not None:
+            raise _NotJson(f"a {type(bad_key).__name__} dict key")
         return {k: _jsonable(v) for k, v in value.items()}
-    return value
+    raise _NotJson(f"a {type(value).__name__} value")
 
 
 # --- rendering ----------------------------------------------------------------------------------
