@@ -75,8 +75,14 @@ class BM25Retriever:
         self.params = {"k1": k1, "b": b, "stemmer": stemmer, "stopwords": stopwords, "method": method}
         self._stemmer = _make_stemmer(stemmer)
         self._bm25 = bm25s.BM25(k1=k1, b=b, method=method)
+        self._indexed = False
         if len(self.documents):
-            self._bm25.index(self._tokenized_corpus(), show_progress=False)
+            tokenized = self._tokenized_corpus()
+            # Documents with no indexable token (empty, stopwords, one-letter words) leave nothing to
+            # search, and bm25s cannot index an empty vocabulary: every query then finds nothing.
+            if tokenized.vocab:
+                self._bm25.index(tokenized, show_progress=False)
+                self._indexed = True
 
     def __len__(self) -> int:
         return len(self.documents)
@@ -115,7 +121,7 @@ class BM25Retriever:
             raise TypeError("queries must be a list of strings; wrap a single query as [query]")
         results: list[list[Hit]] = [[] for _ in queries]
         k = min(int(k), len(self.documents))
-        if k <= 0 or not queries:
+        if k <= 0 or not queries or not self._indexed:
             return results
         vocabulary = self._bm25.vocab_dict
         query_tokens = self._tokenize([q if isinstance(q, str) else "" for q in queries], return_ids=False)
@@ -141,10 +147,15 @@ class BM25Retriever:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         docstore = save_documents(self.documents, directory)
-        if len(self.documents):
+        if self._indexed:
             self._bm25.save(str(directory), show_progress=False)
         write_manifest(
-            directory, backend=BACKEND_NAME, params=self.params, n_documents=len(self.documents), docstore=docstore
+            directory,
+            backend=BACKEND_NAME,
+            params=self.params,
+            n_documents=len(self.documents),
+            docstore=docstore,
+            indexed_terms=self._indexed,
         )
         return directory
 
@@ -168,7 +179,8 @@ class BM25Retriever:
         retriever.documents = store
         retriever.params = dict(manifest["params"])
         retriever._stemmer = _make_stemmer(retriever.params["stemmer"])
-        if len(store):
+        retriever._indexed = bool(manifest.get("indexed_terms", len(store) > 0))
+        if retriever._indexed:
             retriever._bm25 = bm25s.BM25.load(str(directory), mmap=mmap)
         else:
             retriever._bm25 = bm25s.BM25(k1=retriever.params["k1"], b=retriever.params["b"])

@@ -248,6 +248,8 @@ class PyseriniRetriever:
         texts = [q.encode("utf-8", "replace").decode("utf-8") if isinstance(q, str) else "" for q in queries]
         query_ids = [str(i) for i in range(len(texts))]
         with self._lock:
+            if self._searcher is None:  # Lucene would fail in Java on a closed reader
+                raise RuntimeError(f"the pyserini retriever of {self.directory} was closed; load the index again")
             results = self._searcher.batch_search(texts, query_ids, k=k, threads=self.threads)
         hits_per_query: list[list[Hit]] = []
         for query_id in query_ids:
@@ -263,6 +265,7 @@ class PyseriniRetriever:
         with self._lock:
             if self._searcher is not None:
                 self._searcher.close()
+                self._searcher = None
         if self._temporary is not None:
             self._temporary.cleanup()
             self._temporary = None

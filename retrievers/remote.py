@@ -32,6 +32,10 @@ class RetrieverUnavailableError(ConnectionError):
 class RetrievalRequestError(ValueError):
     """The server refused the request (4xx): retrying the same request cannot succeed."""
 
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+
 
 class RetrievalResponseError(ValueError):
     """The server answered, but not in Search-R1's response format."""
@@ -138,7 +142,8 @@ class RemoteRetriever:
                 continue
             if response.status_code >= 400:
                 raise RetrievalRequestError(
-                    f"{method} {url} was refused with HTTP {response.status_code}: {_detail(response)}"
+                    f"{method} {url} was refused with HTTP {response.status_code}: {_detail(response)}",
+                    response.status_code,
                 )
             try:
                 return response.json()
@@ -205,13 +210,22 @@ def remote_for_documents(
     """A `RemoteRetriever` standing in for an index of `documents` (what `build_retriever` returns).
 
     The server searches its own corpus, so with `check_corpus` (and a non-empty `documents`) the
-    server's document count must equal `len(documents)`: a per-question corpus of 10 paragraphs
+    server's document count, when it reports one on /health (Search-R1's own server has no /health),
+    must equal `len(documents)`: a per-question corpus of 10 paragraphs
     against a server holding 5,000 is a configuration error, reported here rather than giving
     results from outside the question's corpus.
     """
     retriever = RemoteRetriever(url, **kwargs)
     if check_corpus and documents:
-        served = retriever.health().get("n_documents")
+        try:
+            served = retriever.health().get("n_documents")
+        except RetrievalRequestError as exc:
+            if exc.status_code != 404:
+                retriever.close()
+                raise
+            # Search-R1's own retrieval_server.py serves /retrieve only: nothing to check against.
+            logger.warning("%s has no /health endpoint; its corpus size cannot be checked", retriever.url)
+            served = None
         if served is not None and served != len(documents):
             retriever.close()
             raise ValueError(

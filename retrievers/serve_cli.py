@@ -63,6 +63,9 @@ def _load_retriever(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     chosen = [name for name in ("index", "corpus", "url") if getattr(args, name, None)]
     if len(chosen) > 1:
         raise ValueError(f"give only one of --index, --corpus, --url (got {', '.join('--' + c for c in chosen)})")
+    if args.params and not args.corpus:
+        names = ", ".join(key for key, _ in args.params)
+        raise ValueError(f"--param ({names}) sets backend parameters for --corpus; an --index or --url keeps its own")
     if getattr(args, "url", None):
         from .remote import RemoteRetriever
 
@@ -77,7 +80,11 @@ def _load_retriever(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         from .corpus import iter_documents
 
         documents = list(iter_documents(args.corpus))
-        return build_retriever(args.backend, documents, **dict(args.params)), {
+        try:
+            retriever = build_retriever(args.backend, documents, **dict(args.params))
+        except TypeError as exc:  # an unknown --param name reaches the backend's constructor
+            raise ValueError(f"a --param does not fit the {args.backend} backend: {exc}") from exc
+        return retriever, {
             "backend": args.backend,
             "corpus": str(args.corpus),
         }

@@ -83,6 +83,15 @@ def test_empty_corpus_searches_to_nothing():
     assert BM25Retriever([]).search(["anything"], k=3) == [[]]
 
 
+def test_corpus_without_an_indexable_token_searches_to_nothing(tmp_path):
+    """bm25s drops stopwords and one-letter tokens; a corpus of only those has an empty vocabulary,
+    which bm25s's own `index` cannot take (it raised "max() arg is an empty sequence")."""
+    documents = [Document("a", "", ""), Document("b", "the", "a x")]
+    retriever = BM25Retriever(documents)
+    assert retriever.search(["the x", "river"], k=3) == [[], []]
+    assert BM25Retriever.load(retriever.save(tmp_path / "index")).search(["river"], k=3) == [[]]
+
+
 def test_save_load_round_trip(retriever, tmp_path):
     retriever.save(tmp_path / "index")
     loaded = BM25Retriever.load(tmp_path / "index")

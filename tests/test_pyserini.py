@@ -80,6 +80,12 @@ def child_results(index_dir):
         question = obs[-1]["content"].rsplit("Question:", 1)[-1].strip()
         *_, step_info = env.step(f"<search>{{question[:200]}}</search>")
         out["env_doc_ids"] = step_info["retrieved_doc_ids"]
+        r.close()
+        r.close()  # closing twice is harmless
+        try:
+            r.search(["capital"], k=1)
+        except RuntimeError as exc:
+            out["closed_error"] = str(exc)
         print(json.dumps(out))
         """
     )
@@ -114,6 +120,10 @@ def test_edge_cases_of_k_and_batches(child_results):
 
 def test_single_string_query_is_refused(child_results):
     assert "list of strings" in child_results["str_query"]
+
+
+def test_search_after_close_is_a_clear_error(child_results):
+    assert "was closed; load the index again" in child_results["closed_error"]
 
 
 def test_heap_is_set_and_cannot_change_once_the_jvm_runs(child_results):

@@ -192,6 +192,24 @@ def test_build_retriever_checks_the_served_corpus_size(url):
     assert isinstance(build_retriever("remote", DOCS[:2], url=url, check_corpus=False), RemoteRetriever)
 
 
+def test_build_retriever_works_against_a_server_without_health():
+    """Search-R1's own retrieval_server.py has only /retrieve: GET /health is a 404 there."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def retrieve(request):
+        doc = {"contents": '"Paris"\nParis is the capital of France.'}
+        return JSONResponse({"result": [[{"document": doc, "score": 1.5}]]})
+
+    app = Starlette(routes=[Route("/retrieve", retrieve, methods=["POST"])])
+    with running_app(app) as base_url:
+        remote = build_retriever("remote", DOCS, url=base_url)
+        [[hit]] = remote.search(["capital"], 1)
+        remote.close()
+    assert (hit.title, hit.score) == ("Paris", 1.5)
+
+
 def _play(env, seed: int | None = None, options: dict | None = None) -> tuple[float, list[dict], list[str]]:
     """One episode of the scripted search-then-answer agent: (reward, conversation, retrieved ids)."""
     messages, info = env.reset(seed=seed, options=options)

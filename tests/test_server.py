@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 
@@ -191,6 +192,29 @@ def test_oversized_chunked_body_without_length_is_a_413(url):
     assert response.status_code == 413
 
 
+def test_deeply_nested_json_is_a_400_not_a_crash(url):
+    """json.loads raises RecursionError (not ValueError) on ~100k nested brackets; 2 x 100k bytes fits the body limit."""
+    body = b"[" * 100_000 + b"]" * 100_000
+    with running_server(BM25Retriever(DOCS), ServerConfig(max_body_bytes=1 << 20)) as base_url:
+        response = httpx.post(base_url + "/retrieve", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+        assert post(base_url, {"queries": ["capital"]}).status_code == 200
+
+
+def test_a_body_that_never_finishes_gets_a_408(bm25):
+    """A client that announces 100 bytes and sends 10 must not hold the handler past the request timeout."""
+    with running_server(bm25, ServerConfig(request_timeout_s=0.3)) as base_url:
+        host, port = base_url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as connection:
+            connection.sendall(
+                b"POST /retrieve HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\n\r\n{"queries"'
+            )
+            started = time.perf_counter()
+            status_line = connection.recv(4096).split(b"\r\n", 1)[0]
+        assert status_line.endswith(b"408 Request Timeout") and time.perf_counter() - started < 3
+
+
 def test_wrong_method_and_unknown_path(url):
     assert httpx.get(url + "/retrieve").status_code == 405
     assert httpx.post(url + "/search", json={}).status_code == 404
@@ -228,6 +252,34 @@ def test_backend_error_is_a_500_with_the_reason(bm25):
     with running_server(Broken()) as base_url:
         response = post(base_url, {"queries": ["capital"]})
         assert response.status_code == 500 and "index file vanished" in response.json()["detail"]
+
+
+def test_a_query_that_breaks_the_backend_fails_only_its_own_request(bm25):
+    """Coalesced with a good request, a poison query must not turn the good one into a 500."""
+
+    class PoisonSensitive(CountingRetriever):
+        def search(self, queries, k):
+            if "poison" in queries:
+                self.calls.append(len(queries))
+                raise ValueError("cannot search 'poison'")
+            return super().search(queries, k)
+
+    backend = PoisonSensitive(bm25)
+    with running_server(backend, ServerConfig(batch_wait_ms=300)) as base_url:
+        barrier = threading.Barrier(2)
+        statuses: dict[str, int] = {}
+
+        def send(query: str) -> None:
+            barrier.wait()
+            statuses[query] = post(base_url, {"queries": [query]}).status_code
+
+        threads = [threading.Thread(target=send, args=(q,)) for q in ("capital", "poison")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert backend.calls[0] == 2  # both requests went into one backend call, which failed
+    assert statuses == {"capital": 200, "poison": 500}
 
 
 def test_server_binds_loopback_by_default(url):
@@ -313,3 +365,21 @@ def test_requests_with_different_topk_in_one_batch_get_exact_results(bm25):
 def test_create_app_needs_no_running_server(bm25):
     app = create_app(bm25)
     assert {route.path for route in app.routes} >= {"/retrieve", "/health"}
+
+
+def test_a_busy_port_is_a_clear_error_and_leaks_no_socket(url):
+    import gc
+    import warnings
+
+    from toolgym.http_server import running_app
+
+    port = int(url.rsplit(":", 1)[1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with (
+            pytest.raises(OSError, match=f"cannot bind 127.0.0.1:{port}"),
+            running_app(create_app(BM25Retriever(DOCS)), port=port),
+        ):
+            pass
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

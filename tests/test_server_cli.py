@@ -62,6 +62,16 @@ def test_missing_index_directory_is_a_clear_error(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_params_that_cannot_apply_are_refused_not_ignored(corpus_file, tmp_path, capsys):
+    args = parse("--index", str(tmp_path), "--param", "k1=1.2")
+    assert args.handler(args) == 2
+    assert "--param (k1) sets backend parameters for --corpus" in capsys.readouterr().err
+    args = parse("--corpus", str(corpus_file), "--param", "k_one=1.2")
+    assert args.handler(args) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the bm25s backend" in err and "k_one" in err
+
+
 def test_bad_limits_are_refused(corpus_file, capsys):
     args = parse("--corpus", str(corpus_file), "--max-topk", "2")
     assert args.handler(args) == 2

@@ -28,7 +28,13 @@ def running_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_tim
     # Accepted connections inherit this; without it Nagle's algorithm and delayed ACKs add about
     # 40 ms to every loopback response (uvicorn sets it only on sockets it creates itself).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            exc.errno, f"cannot bind {host}:{port} ({exc.strerror}); choose another port or 0 for a free one"
+        ) from exc
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
