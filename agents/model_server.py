@@ -279,7 +279,12 @@ def create_app(agent: Agent, model_name: str, limits: ServerLimits | None = None
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> JSONResponse:
-        body = await _read_json(request, limits.max_body_bytes)
+        try:
+            body = await asyncio.wait_for(_read_json(request, limits.max_body_bytes), limits.body_timeout_s)
+        except asyncio.TimeoutError as exc:
+            raise RequestError(
+                408, f"the request body did not arrive within {limits.body_timeout_s:g} s", "timeout"
+            ) from exc
         parsed = parse_chat_request(body, limits, model_name)
         turn = await batcher.submit(parsed.request, parsed.sampling)
         message, matched_stop = assistant_message(turn.action, parsed.sampling.stop, parsed.allow_tool_calls)

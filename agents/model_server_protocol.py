@@ -36,6 +36,8 @@ class ServerLimits:
     """`max_tokens` when a request names none."""
     request_timeout_s: float = 600.0
     """A request still unanswered after this long gets a 504."""
+    body_timeout_s: float = 30.0
+    """A request body still arriving after this long gets a 408, so a stalled client cannot hold a handler."""
     max_batch_size: int = 32
     """Most conversations in one `agent.act` call."""
     gather_window_s: float = 0.01

@@ -210,6 +210,19 @@ def test_a_body_that_is_not_json_or_too_large_is_refused(served):
     assert unknown.json()["error"]["message"] == "GET /v1/nowhere: Not Found"
 
 
+def test_a_body_that_never_finishes_gets_a_408():
+    app = create_app(RecordingAgent(), "recorder", limits=ServerLimits(body_timeout_s=0.5))
+    with serve_in_background(app) as base_url:
+        host, port = base_url.removeprefix("http://").removesuffix("/v1").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as client:
+            headers = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            client.sendall(f'{headers}Content-Length: 1000\r\n\r\n{{"messages": ['.encode())
+            started = time.monotonic()
+            reply = client.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 408") and "did not arrive within 0.5 s" in reply
+    assert time.monotonic() - started < 4
+
+
 def test_default_model_name_is_the_folder_of_an_hf_path():
     assert default_model_name("hf:/models/qwen-tiny/") == "qwen-tiny"
     assert default_model_name("py:pkg.mod:fn") == "py:pkg.mod:fn"
