@@ -16,6 +16,14 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 
 
+class EnvPoolError(RuntimeError):
+    """An env of the pool raised; `index` names it and the original exception is the `__cause__`."""
+
+    def __init__(self, index: int, error: BaseException):
+        super().__init__(f"env {index} of the pool failed: {type(error).__name__}: {error}")
+        self.index = index
+
+
 class StepResult(NamedTuple):
     observation: list[dict[str, Any]]
     reward: float
@@ -74,20 +82,19 @@ class EnvPool:
         for i in indices:
             if not 0 <= i < len(self.envs):
                 raise IndexError(f"env index {i} is outside the pool of {len(self.envs)}")
-        if self._executor is None or len(calls) == 1:
-            return [call() for call in calls]
-        futures = [self._executor.submit(call) for call in calls]
+        inline = self._executor is None or len(calls) == 1
+        futures = None if inline else [self._executor.submit(call) for call in calls]
         results, first_error = [], None
-        for i, future in zip(indices, futures):
-            try:
-                results.append(future.result())
-            except Exception as exc:  # finish the whole batch before reporting
+        for position, i in enumerate(indices):
+            try:  # finish the whole batch before reporting, so no env is left mid-call
+                results.append(calls[position]() if futures is None else futures[position].result())
+            except Exception as exc:
                 results.append(None)
                 if first_error is None:
-                    first_error = (i, exc)
+                    first_error = EnvPoolError(i, exc)
+                    first_error.__cause__ = exc
         if first_error is not None:
-            index, exc = first_error
-            raise RuntimeError(f"env {index} of the pool failed: {type(exc).__name__}: {exc}") from exc
+            raise first_error
         return results
 
     def close(self) -> None:

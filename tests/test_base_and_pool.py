@@ -9,7 +9,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from toolgym.envs.base import ChatEnv, EpisodeError, TurnResult
-from toolgym.envs.pool import EnvPool
+from toolgym.envs.pool import EnvPool, EnvPoolError
 from toolgym.envs.tasks import ProceduralTasks
 from toolgym.spaces import AssistantTurn, MessageList, UnicodeText
 
@@ -150,3 +150,10 @@ def test_quickstart_refuses_empty_runs_with_a_clear_error(episodes, pool_size):
 
     with pytest.raises(ValueError, match="must be at least 1"):
         run_quickstart(episodes=episodes, pool_size=pool_size)
+
+
+def test_pool_errors_have_one_type_whatever_the_batch_size():
+    with EnvPool([CountdownEnv() for _ in range(2)]) as pool:
+        with pytest.raises(EnvPoolError, match="env 0 of the pool failed") as caught:
+            pool.step({0: "x"})  # a single call runs inline, without the thread pool
+        assert isinstance(caught.value.__cause__, EpisodeError) and caught.value.index == 0
