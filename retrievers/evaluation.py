@@ -236,11 +236,13 @@ def evaluate_hotpotqa(
     retriever: Retriever | None = None,
     *,
     backend: str = "bm25s",
+    backend_params: dict[str, Any] | None = None,
     ks: Sequence[int] = (2, 5, 10, 20),
     batch_size: int = 256,
     progress: bool = False,
 ) -> RetrievalReport:
-    """Supporting-paragraph recall@k of `retriever` (default: `backend` over the rows' shared corpus).
+    """Supporting-paragraph recall@k of `retriever` (default: `backend` with `backend_params` over the
+    rows' shared corpus).
 
     Reports pytrec_eval's metrics plus `supporting_recall@k` (Search-v0's own scorer, which must
     equal `recall@k`) and `all_supporting@k` (the share of questions with every gold paragraph in
@@ -252,7 +254,7 @@ def evaluate_hotpotqa(
     if retriever is None:
         from . import build_retriever
 
-        retriever = build_retriever(backend, documents)
+        retriever = build_retriever(backend, documents, **(backend_params or {}))
     depth = max(max(ks), MRR_DEPTH)
     start = time.perf_counter()
     run = run_queries(retriever, queries, depth, batch_size=batch_size, progress=progress)

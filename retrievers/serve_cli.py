@@ -212,7 +212,12 @@ def eval_retrieval(args: argparse.Namespace) -> int:
             given = args.index or args.corpus or args.url
             retriever = _load_retriever(args)[0] if given else None
             report = evaluation.evaluate_hotpotqa(
-                rows, retriever, backend=args.backend, ks=args.k or (2, 5, 10, 20), batch_size=args.batch_size
+                rows,
+                retriever,
+                backend=args.backend,
+                backend_params=None if given else dict(args.params),
+                ks=args.k or (2, 5, 10, 20),
+                batch_size=args.batch_size,
             )
             report.extra["dataset"] = args.hotpotqa
         else:
@@ -224,7 +229,7 @@ def eval_retrieval(args: argparse.Namespace) -> int:
                 retriever, queries, qrels, args.k or evaluation.DEFAULT_KS, batch_size=args.batch_size
             )
             report.extra.update(info)
-    except (ValueError, FileNotFoundError, ImportError, ConnectionError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, ImportError, ConnectionError) as exc:
         print(f"toolgym eval retrieval: {exc}", file=sys.stderr)
         return 2
     for name, value in report.metrics.items():

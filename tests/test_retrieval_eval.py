@@ -203,3 +203,16 @@ def test_cli_errors_are_exit_code_2(tiny_beir, capsys):
     assert run_cli("--queries", str(tiny_beir / "nope.jsonl"), "--qrels", "x", "--corpus", "y") == 2
     assert "does not exist" in capsys.readouterr().err
     assert run_cli("--hotpotqa", "--queries", "q", "--qrels", "r") == 2
+
+
+def test_cli_hotpotqa_applies_backend_params_and_refuses_unknown_ones(shared_data, capsys):
+    def metric_lines(output: str) -> list[str]:
+        return [line for line in output.splitlines() if "@" in line]  # not the timing line
+
+    assert run_cli("--hotpotqa", "--k", "2", "--param", "k1=0.1", "--param", "b=0.0") == 0
+    tuned = metric_lines(capsys.readouterr().out)
+    assert run_cli("--hotpotqa", "--k", "2") == 0
+    default = metric_lines(capsys.readouterr().out)
+    assert tuned and tuned != default  # k1 and b reached the index: the rankings changed
+    assert run_cli("--hotpotqa", "--k", "2", "--param", "no_such_knob=1") == 2
+    assert "no_such_knob" in capsys.readouterr().err
