@@ -113,6 +113,7 @@ def add_eval_command(
             "deterministic), take the current scorer's metrics, and rewrite results.jsonl (atomically; "
             "previous metrics kept per row), summary.json and report.md. run.json records the rescore."
         ),
+        epilog="example:\n  toolgym eval rescore runs/hotpotqa-baseline",
         formatter_class=_Formatter,
     )
     rescore.add_argument("run_dir", metavar="DIR", help="a run directory written by toolgym eval")
@@ -124,10 +125,16 @@ def add_eval_command(
             "Join run directories made with --shard i/n into one run. They must share every option but "
             "--shard; overlapping episodes are refused, and missing shards or episodes are reported."
         ),
+        epilog=(
+            "example:\n"
+            "  toolgym eval --dataset math500 --agent scripted:baseline --shard 0/2 --out runs/m500-s0\n"
+            "  toolgym eval --dataset math500 --agent scripted:baseline --shard 1/2 --out runs/m500-s1\n"
+            "  toolgym eval merge runs/m500-s0 runs/m500-s1 --out runs/m500"
+        ),
         formatter_class=_Formatter,
     )
     merge.add_argument("run_dirs", nargs="+", metavar="DIR", help="shard run directories")
-    merge.add_argument("--out", required=True, help="the merged run directory (must be new)")
+    merge.add_argument("--out", required=True, metavar="DIR", help="the merged run directory (must be new)")
     merge.set_defaults(handler=_merge)
     for add in extra_subcommands:
         add(commands)
