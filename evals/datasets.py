@@ -18,35 +18,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolgym.envs.search.loaders import NAMED_CORPORA
+
 SEARCH, MATH, FUNCTION_CALL = "Search-v0", "Math-v0", "FunctionCall-v0"
 ENV_IDS = (SEARCH, MATH, FUNCTION_CALL)
 
-# name -> (env id, extra kwargs). The env's loader resolves the name against the shared data.
-NAMED: dict[str, tuple[str, dict[str, Any]]] = {
-    "hotpotqa": (SEARCH, {}),
-    "hotpotqa:train_sample": (SEARCH, {}),
-    "hotpotqa:question_only": (SEARCH, {}),
-    "nq_open": (SEARCH, {}),
-    "nq_open:efficientqa": (SEARCH, {}),
-    "math500": (MATH, {}),
-    "math": (MATH, {}),
-    "math:test": (MATH, {}),
-    "math:train": (MATH, {}),
-    "gsm8k": (MATH, {}),
-    "gsm8k:test": (MATH, {}),
-    "gsm8k:train": (MATH, {}),
-}
+
+def _named_datasets() -> dict[str, str]:
+    """Dataset name -> env id, from the envs' own tables of named shared datasets."""
+    from toolgym.envs.math.data import SHARED_DATASETS
+    from toolgym.envs.search.loaders import NAMED_DATASETS
+
+    named = dict.fromkeys(NAMED_DATASETS, SEARCH)
+    for name, splits in SHARED_DATASETS.items():
+        named.update(dict.fromkeys([name, *(f"{name}:{split}" for split in splits)], MATH))
+    return named
+
+
+NAMED: dict[str, str] = _named_datasets()
 ALIASES = {"hotpot_qa": "hotpotqa", "math-500": "math500", "math_500": "math500", "nq-open": "nq_open"}
 BFCL_PREFIXES = ("bfcl", "bfcl_v3", "bfcl_v4")
-# Passage collections in the shared data folder, usable as Search-v0's `corpus=<name>`.
-CORPORA: dict[str, str] = {
-    "wiki_passages_sample": "wiki_passages_sample/sample_data.jsonl",
-    "hotpotqa_train_corpus": "hotpotqa/hipporag_train_sample/hotpotqa_train_corpus.json",
-}
 RETRIEVAL_ONLY = {"beir_scifact", "scifact", "beir:scifact"}
 # Hugging Face hub ids whose env is unambiguous (others need --env).
 HF_HINTS = {"hotpot": SEARCH, "nq_open": SEARCH, "natural_questions": SEARCH, "gsm8k": MATH, "math": MATH}
-NEEDS_CORPUS = {"hotpotqa:question_only", "nq_open", "nq_open:efficientqa"}
 
 
 class DatasetError(ValueError):
@@ -83,13 +77,13 @@ def resolve_dataset(spec: str | None, env_id: str | None = None) -> DatasetChoic
             f"{spec!r} is a retrieval benchmark (queries and relevance judgements, no answers): "
             "score a retriever on it with `toolgym eval retrieval`"
         )
-    if name in CORPORA:
+    if name in NAMED_CORPORA:
         raise DatasetError(
             f"{spec!r} is a passage collection, not a question set: use it as Search-v0's corpus, e.g. "
             f"--dataset nq_open --env-kwargs corpus={name}"
         )
     if name in NAMED:
-        choice = DatasetChoice(NAMED[name][0], {"dataset": name, **NAMED[name][1]})
+        choice = DatasetChoice(NAMED[name], {"dataset": name})
     elif name.split(":", 1)[0] in BFCL_PREFIXES:
         choice = DatasetChoice(FUNCTION_CALL, {"dataset": name})
     elif name.startswith("hf:"):
@@ -112,19 +106,20 @@ def resolve_dataset(spec: str | None, env_id: str | None = None) -> DatasetChoic
 
 
 def resolve_env_kwargs(env_id: str, dataset_spec: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Resolve named corpora (`corpus=wiki_passages_sample`) and say early when a corpus is missing."""
-    kwargs = dict(kwargs)
-    corpus = kwargs.get("corpus")
-    if env_id == SEARCH and isinstance(corpus, str) and corpus in CORPORA:
-        from toolgym.data import require_shared_data
+    """Say before a run directory is made when an answer-only dataset has no corpus to search.
 
-        kwargs["corpus"] = str(require_shared_data(CORPORA[corpus]))
-    if env_id == SEARCH and dataset_spec in NEEDS_CORPUS and "corpus" not in kwargs and "retriever" not in kwargs:
+    The env refuses the same thing when it is built; this only moves the error ahead of any output.
+    Named corpora (`corpus=wiki_passages_sample`) are resolved by Search-v0 itself.
+    """
+    from toolgym.envs.search.loaders import is_answer_only
+
+    needs_corpus = env_id == SEARCH and dataset_spec is not None and is_answer_only(dataset_spec)
+    if needs_corpus and "corpus" not in kwargs and "retriever" not in kwargs:
         raise DatasetError(
             f"{dataset_spec!r} has questions but no paragraphs: pass a corpus, e.g. --env-kwargs "
             f"corpus=<path to a JSONL corpus> (for a smoke test: corpus=wiki_passages_sample)"
         )
-    return kwargs
+    return dict(kwargs)
 
 
 def _canonical_env(env_id: str) -> str:

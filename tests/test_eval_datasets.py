@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import pytest
 
 from toolgym.evals.cli import parse_env_kwargs
@@ -59,7 +60,8 @@ def test_answer_only_search_datasets_need_a_corpus_and_named_corpora_resolve(sha
     with pytest.raises(DatasetError, match="corpus="):
         resolve_env_kwargs("Search-v0", "nq_open", {"dataset": "nq_open"})
     kwargs = resolve_env_kwargs("Search-v0", "nq_open", {"dataset": "nq_open", "corpus": "wiki_passages_sample"})
-    assert kwargs["corpus"] == str(shared_data / "wiki_passages_sample" / "sample_data.jsonl")
+    env = gym.make("toolgym:Search-v0", **kwargs)  # Search-v0 resolves the named corpus itself
+    assert env.unwrapped.corpus == "wiki_passages_sample" and env.reset(seed=0)[0]
 
 
 @pytest.mark.parametrize(

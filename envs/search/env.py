@@ -67,7 +67,8 @@ class SearchEnv(ChatEnv[SearchTask]):
             "hf:<name>[:<config>]" (needs `datasets`; `split` picks the split), or a list of rows.
         corpus: None (each HotpotQA question's own paragraphs; the world's corpus for procedural),
             "per_question", "shared" (every paragraph of the dataset in one index), or a path to
-            a JSONL corpus (`id`/`_id`, `title`, `text` or FlashRAG `contents`).
+            a JSONL corpus (`id`/`_id`, `title`, `text` or FlashRAG `contents`), or a named
+            corpus of the shared data (`wiki_passages_sample`, `hotpotqa_train_corpus`).
         retriever: a backend name for `toolgym.retrievers.build_retriever` ("bm25s"), or any
             object with `search(queries, k)`, used as-is for every task (it is the corpus).
         retriever_kwargs: constructor arguments for a named backend.

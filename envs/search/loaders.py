@@ -32,6 +32,11 @@ NAMED_DATASETS: dict[str, str] = {
     "nq_open": "nq_open/NQ-open.dev.jsonl",
     "nq_open:efficientqa": "nq_open/NQ-open.efficientqa.dev.1.1.jsonl",
 }
+# corpus name -> passage collection under the shared data folder (usable as `corpus=<name>`)
+NAMED_CORPORA: dict[str, str] = {
+    "wiki_passages_sample": "wiki_passages_sample/sample_data.jsonl",
+    "hotpotqa_train_corpus": "hotpotqa/hipporag_train_sample/hotpotqa_train_corpus.json",
+}
 
 
 @dataclass
@@ -147,13 +152,19 @@ def document_from_record(record: dict[str, Any], line: int) -> Document:
     return read_record(record, f"corpus record {line}")
 
 
+def corpus_path(spec: str) -> str:
+    """A corpus given by name (see NAMED_CORPORA) or path, as a path."""
+    return str(require_shared_data(NAMED_CORPORA[spec])) if spec in NAMED_CORPORA else spec
+
+
 @lru_cache(maxsize=4)
-def load_corpus(path: str) -> tuple[Document, ...]:
-    """Documents of a corpus file or BEIR folder, in any format `toolgym.retrievers.corpus` reads
-    (JSONL, JSON array, BEIR, HotpotQA rows, HippoRAG's {title: [sentences]})."""
+def load_corpus(spec: str) -> tuple[Document, ...]:
+    """Documents of a named corpus, a corpus file or a BEIR folder, in any format
+    `toolgym.retrievers.corpus` reads (JSONL, JSON array, BEIR, HotpotQA rows, HippoRAG's
+    {title: [sentences]})."""
     from toolgym.retrievers.corpus import iter_documents
 
-    return tuple(iter_documents(path))
+    return tuple(iter_documents(corpus_path(spec)))
 
 
 def shared_documents(rows: list[dict[str, Any]]) -> list[Document]:
