@@ -23,15 +23,12 @@ from toolgym.data import shared_data_dir
 from toolgym.retrievers.bm25 import BM25Retriever
 from toolgym.retrievers.dense import FaissRetriever
 from toolgym.retrievers.encoders import load_encoder
-from toolgym.retrievers.evaluation import evaluate_run
+from toolgym.retrievers.evaluation import evaluate_retriever, read_beir_folder
 from toolgym.retrievers.hybrid import HybridRetriever
-from toolgym.retrievers.mteb_protocol import read_beir_folder
 
 
 def ndcg_at_10(retriever, query_ids: list[str], texts: list[str], qrels: dict) -> float:
-    hits = retriever.search(texts, 100)
-    run = {q: {h.doc_id: float(len(row) - rank) for rank, h in enumerate(row)} for q, row in zip(query_ids, hits)}
-    return evaluate_run(run, qrels, ks=(10,))["ndcg@10"]
+    return evaluate_retriever(retriever, dict(zip(query_ids, texts)), qrels, ks=(10,)).metrics["ndcg@10"]
 
 
 def timings(retriever: FaissRetriever, query_vectors: np.ndarray, repeats: int) -> tuple[float, float, float]:

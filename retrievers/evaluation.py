@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolgym.retrieval import Retriever
+from toolgym.retrieval import Document, Retriever
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,24 @@ def read_qrels(path: str | Path) -> Qrels:
 # --- running and scoring -------------------------------------------------------------------------
 
 
+def read_beir_folder(folder: str | Path, split: str = "test") -> tuple[list[Document], dict[str, str], dict]:
+    """(documents, queries by id, qrels) of a BEIR folder; only the queries judged in `split` are kept."""
+    from .corpus import iter_documents
+
+    folder = Path(folder)
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    for required in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_path):
+        if not required.is_file():
+            raise FileNotFoundError(f"{required} is missing; a BEIR folder holds corpus.jsonl, queries.jsonl, qrels/")
+    documents = list(iter_documents(folder, format="beir"))
+    qrels = read_qrels(qrels_path)
+    all_queries = read_queries(folder / "queries.jsonl")
+    missing = sorted(set(qrels) - set(all_queries))
+    if missing:
+        raise ValueError(f"{qrels_path} judges {len(missing)} queries absent from queries.jsonl, e.g. {missing[0]!r}")
+    return documents, {q: all_queries[q] for q in qrels}, qrels
+
+
 def run_queries(
     retriever: Retriever, queries: Mapping[str, str], k: int, *, batch_size: int = 256, progress: bool = False
 ) -> Run:
@@ -111,10 +129,19 @@ def run_queries(
     for start in batches:
         chunk = query_ids[start : start + batch_size]
         for query_id, hits in zip(chunk, retriever.search([queries[q] for q in chunk], k)):
-            ranked: dict[str, float] = {}
-            for hit in hits[:k]:
-                ranked.setdefault(hit.doc_id, 0.0)  # a duplicate keeps its first (best) rank
-            run[query_id] = {doc_id: float(len(ranked) - rank) for rank, doc_id in enumerate(ranked)}
+            run.update(ranked_run({query_id: [hit.doc_id for hit in hits[:k]]}))
+    return run
+
+
+def ranked_run(rankings: Mapping[str, Sequence[str]]) -> Run:
+    """A trec run from ranked doc-id lists, scored by rank so trec_eval keeps the given order.
+
+    A duplicate id keeps its first (best) rank.
+    """
+    run: Run = {}
+    for query_id, doc_ids in rankings.items():
+        ranked = list(dict.fromkeys(doc_ids))
+        run[query_id] = {doc_id: float(len(ranked) - rank) for rank, doc_id in enumerate(ranked)}
     return run
 
 

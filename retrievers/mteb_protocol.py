@@ -25,6 +25,8 @@ from typing import Any
 
 from toolgym.retrieval import Document, Retriever
 
+from .evaluation import read_beir_folder
+
 logger = logging.getLogger(__name__)
 
 _EXTRA_HINT = 'pip install mteb (MTEB scoring is optional: "toolgym[retrieval]" does not pull it)'
@@ -38,25 +40,6 @@ def _require_mteb() -> Any:
     except ImportError as exc:
         raise ImportError(f"MTEB scoring needs the mteb package: {_EXTRA_HINT}") from exc
     return mteb
-
-
-def read_beir_folder(folder: str | Path, split: str = "test") -> tuple[list[Document], dict[str, str], dict]:
-    """(documents, queries by id, qrels) of a BEIR folder; only the queries judged in `split` are kept."""
-    from .corpus import iter_documents
-    from .evaluation import read_qrels, read_queries
-
-    folder = Path(folder)
-    qrels_path = folder / "qrels" / f"{split}.tsv"
-    for required in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_path):
-        if not required.is_file():
-            raise FileNotFoundError(f"{required} is missing; a BEIR folder holds corpus.jsonl, queries.jsonl, qrels/")
-    documents = list(iter_documents(folder, format="beir"))
-    qrels = read_qrels(qrels_path)
-    all_queries = read_queries(folder / "queries.jsonl")
-    missing = sorted(set(qrels) - set(all_queries))
-    if missing:
-        raise ValueError(f"{qrels_path} judges {len(missing)} queries absent from queries.jsonl, e.g. {missing[0]!r}")
-    return documents, {q: all_queries[q] for q in qrels}, qrels
 
 
 def _task_class(folder: Path, split: str, name: str) -> type:
@@ -181,4 +164,4 @@ def evaluate_with_mteb(adapter: MTEBSearchAdapter, task: Any, *, split: str | No
     return {key: value for key, value in scores.items() if isinstance(value, (int, float))}
 
 
-__all__ = ["MTEBSearchAdapter", "evaluate_with_mteb", "local_beir_task", "read_beir_folder"]
+__all__ = ["MTEBSearchAdapter", "evaluate_with_mteb", "local_beir_task"]

@@ -10,11 +10,11 @@ import pytest
 
 from toolgym.retrievers.bm25 import BM25Retriever
 from toolgym.retrievers.dense import FaissRetriever
+from toolgym.retrievers.evaluation import evaluate_retriever, read_beir_folder
 from toolgym.retrievers.hybrid import HybridRetriever
-from toolgym.retrievers.mteb_protocol import read_beir_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
-pytrec_eval = pytest.importorskip("pytrec_eval")
+pytest.importorskip("pytrec_eval")
 
 MINILM_SCIFACT_NDCG_AT_10 = 0.645
 
@@ -32,11 +32,7 @@ def flat(scifact):
 
 def ndcg_at_10(retriever, scifact) -> float:
     _, queries, qrels = scifact
-    query_ids = list(queries)
-    hits = retriever.search([queries[q] for q in query_ids], k=100)
-    run = {q: {h.doc_id: float(len(row) - rank) for rank, h in enumerate(row)} for q, row in zip(query_ids, hits)}
-    per_query = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
-    return sum(per_query.get(q, {}).get("ndcg_cut_10", 0.0) for q in qrels) / len(qrels)
+    return evaluate_retriever(retriever, queries, qrels, ks=(10,)).metrics["ndcg@10"]
 
 
 def test_minilm_flat_reproduces_the_mteb_figure(flat, scifact):

@@ -16,26 +16,18 @@ from importlib.util import find_spec
 import pytest
 
 from toolgym.retrievers import build_index, load_index
+from toolgym.retrievers.evaluation import evaluate_run, ranked_run, read_beir_folder
 
 QUALITY_BAR = 0.670
 
 
 def _ndcg_at_10(folder, ranked: dict[str, list[str]]) -> float:
-    import pytrec_eval
-
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]:
-        query_id, doc_id, score = line.split("\t")
-        qrels.setdefault(query_id, {})[doc_id] = int(score)
-    run = {q: {doc: float(len(docs) - rank) for rank, doc in enumerate(docs)} for q, docs in ranked.items()}
-    per_query = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
-    return sum(per_query.get(q, {}).get("ndcg_cut_10", 0.0) for q in qrels) / len(qrels)
+    _, _, qrels = read_beir_folder(folder)
+    return evaluate_run(ranked_run(ranked), qrels, ks=(10,))["ndcg@10"]
 
 
 def _test_queries(folder) -> dict[str, str]:
-    judged = {line.split("\t")[0] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]}
-    with open(folder / "queries.jsonl", encoding="utf-8") as handle:
-        return {r["_id"]: r["text"] for r in map(json.loads, handle) if r["_id"] in judged}
+    return read_beir_folder(folder)[1]
 
 
 def test_bm25s_index_reaches_the_bar(shared_data, tmp_path):
