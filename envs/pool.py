@@ -97,9 +97,11 @@ class EnvPool:
             raise first_error
         return results
 
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
+    def close(self, close_envs: bool = True) -> None:
+        """Stop the worker threads and, unless told otherwise, close the envs."""
+        if close_envs:
+            for env in self.envs:
+                env.close()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None

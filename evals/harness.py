@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from toolgym.agents.base import Agent, SamplingParams
+from toolgym.agents.episodes import Job, LoopClock, make_safe_pool, now_iso, play_safely
 
 from .datasets import resolve_dataset, resolve_env_kwargs
-from .loop import Job, LoopClock, make_safe_pool, now_iso, play_safely
 from .metrics import numeric, primary_metric
 from .report import write_outputs
 from .results import (

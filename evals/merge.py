@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolgym.agents.episodes import now_iso
+
 from .harness import parse_shard
-from .loop import now_iso
 from .report import write_outputs
 from .results import (
     RESULTS_FILE,

@@ -21,7 +21,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from .loop import describe_error, now_iso
+from toolgym.agents.episodes import describe_error, now_iso
+
 from .report import write_outputs
 from .results import (
     RESULTS_FILE,

@@ -199,35 +199,29 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
     write_text_atomic(path, text + "\n")
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write text via a temporary file in the same folder, fsync, then rename over the target."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_rows_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Replace a results file with `rows` in one rename (rescore and merge, never a live run)."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename over the target."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            for row in rows:
-                handle.write(encode_row(row))
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Replace a text file (run.json, summary.json, report.md) in one rename."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_rows_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Replace a results file with `rows` in one rename (rescore and merge, never a live run)."""
+    write_bytes_atomic(path, b"".join(encode_row(row) for row in rows))
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:

@@ -157,3 +157,14 @@ def test_pool_errors_have_one_type_whatever_the_batch_size():
         with pytest.raises(EnvPoolError, match="env 0 of the pool failed") as caught:
             pool.step({0: "x"})  # a single call runs inline, without the thread pool
         assert isinstance(caught.value.__cause__, EpisodeError) and caught.value.index == 0
+
+
+def test_play_episodes_stops_on_the_first_failed_episode_and_leaves_the_pool_usable():
+    from toolgym.agents.episodes import play_episodes
+    from toolgym.agents.scripted import ScriptedAgent
+
+    with EnvPool([CountdownEnv() for _ in range(2)]) as pool:
+        with pytest.raises(RuntimeError, match="failed in reset: TypeError"):
+            play_episodes(ScriptedAgent("random"), pool, seeds=[0, 1], options=[None, {"task": "not a row"}])
+        episodes = play_episodes(ScriptedAgent("random"), pool, seeds=[0, 1])
+        assert [e.seed for e in episodes] == [0, 1] and all(e.turns == 3 for e in episodes)
