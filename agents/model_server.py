@@ -30,11 +30,11 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from toolgym.http_server import running_app
+from toolgym.microbatch import BatcherBusy, MicroBatcher
 from toolgym.tool_calls import ToolCall, parse_turn, render_calls, turn_text
 
 from .base import Action, Agent, AgentRequest, SamplingParams
@@ -54,84 +54,39 @@ class ServedTurn:
     """The engine's reason: "eos", "stop" or "length"."""
 
 
-@dataclass
-class _Pending:
-    request: AgentRequest
-    sampling: SamplingParams
-    future: asyncio.Future
-
-
 class Batcher:
-    """Collects concurrent requests and answers each small window of them with one `agent.act` call."""
+    """Answers concurrent requests that share sampling parameters with one `agent.act` call
+    (`toolgym.microbatch`: a short gather window, failures isolated to the request that caused them)."""
 
     def __init__(self, agent: Agent, limits: ServerLimits):
         self.agent = agent
         self.limits = limits
-        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toolgym-agent")
-        self._task: asyncio.Task | None = None
         self._pass_sampling = _accepts_keyword(agent, "sampling")
         # Agents with `complete(requests, sampling)` (HFAgent) report token counts and finish reasons.
         self._complete = getattr(agent, "complete", None) if _accepts_keyword(agent, "sampling", "complete") else None
+        self._batcher: MicroBatcher[AgentRequest, ServedTurn] = MicroBatcher(
+            lambda sampling, requests: self._act(requests, sampling),
+            window_s=limits.gather_window_s,
+            max_batch_size=limits.max_batch_size,
+            max_pending=limits.max_pending,
+            thread_name="toolgym-agent",
+        )
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self.executor.shutdown(wait=False, cancel_futures=True)
+    def stop(self) -> None:
+        self._batcher.close()
 
     async def submit(self, request: AgentRequest, sampling: SamplingParams) -> ServedTurn:
-        if self.queue.qsize() >= self.limits.max_pending:
-            raise RequestError(503, f"the server has {self.queue.qsize()} requests queued; retry later", "server_busy")
-        future = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Pending(request, sampling, future))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout=self.limits.request_timeout_s)
+            return await asyncio.wait_for(self._batcher.submit(request, sampling), self.limits.request_timeout_s)
+        except BatcherBusy as exc:
+            raise RequestError(503, f"the server is busy ({exc}); retry later", "server_busy") from exc
         except asyncio.TimeoutError as exc:
-            future.cancel()  # the batcher skips it if it has not started on it yet
             raise RequestError(
                 504, f"the agent did not answer within {self.limits.request_timeout_s:g} s", "timeout"
             ) from exc
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self.queue.get()]
-            deadline = loop.time() + self.limits.gather_window_s
-            while len(batch) < self.limits.max_batch_size:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), timeout=remaining))
-                except asyncio.TimeoutError:
-                    break
-            groups: dict[SamplingParams, list[_Pending]] = {}
-            for pending in batch:
-                groups.setdefault(pending.sampling, []).append(pending)
-            for sampling, group in groups.items():
-                await self._answer(loop, sampling, group)
-
-    async def _answer(self, loop: asyncio.AbstractEventLoop, sampling: SamplingParams, group: list[_Pending]) -> None:
-        live = [pending for pending in group if not pending.future.done()]
-        if not live:
-            return
-        try:
-            turns = await loop.run_in_executor(self.executor, self._act, [p.request for p in live], sampling)
         except Exception as exc:
-            if len(live) > 1:  # isolate the request that broke the batch; the others still get answers
-                for pending in live:
-                    await self._answer(loop, sampling, [pending])
-                return
             logger.exception("the agent failed on a request")
-            _resolve(live[0].future, error=RequestError(500, f"the agent failed: {type(exc).__name__}: {exc}"))
-            return
-        for pending, turn in zip(live, turns):
-            _resolve(pending.future, result=turn)
+            raise RequestError(500, f"the agent failed: {type(exc).__name__}: {exc}") from exc
 
     def _act(self, requests: list[AgentRequest], sampling: SamplingParams) -> list[ServedTurn]:
         """Call the agent with this group's sampling parameters (runs in the single worker thread)."""
@@ -166,15 +121,6 @@ def _check_batch(results: Any, requests: list[AgentRequest]) -> None:
     if not isinstance(results, list) or len(results) != len(requests):
         count = len(results) if isinstance(results, list) else type(results).__name__
         raise ValueError(f"the agent returned {count} turns for a batch of {len(requests)}")
-
-
-def _resolve(future: asyncio.Future, result: Any = None, error: Exception | None = None) -> None:
-    if future.done():  # the client's request timed out meanwhile
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 def _accepts_keyword(agent: Any, name: str, method: str = "act") -> bool:
@@ -250,9 +196,8 @@ def create_app(agent: Agent, model_name: str, limits: ServerLimits | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
-        batcher.start()
         yield
-        await batcher.stop()
+        batcher.stop()
 
     app = FastAPI(title="ToolGym model server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.batcher = batcher

@@ -29,12 +29,12 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from toolgym.http_server import running_app
+from toolgym.microbatch import BatcherBusy, MicroBatcher
 from toolgym.retrieval import Hit, Retriever
 
 logger = logging.getLogger(__name__)
@@ -82,17 +82,6 @@ class ServerConfig:
             raise ValueError("max_batch_queries, max_pending_queries and backend_threads must be at least 1")
 
 
-class ServerBusy(Exception):
-    """The queue already holds `max_pending_queries` queries."""
-
-
-@dataclass
-class _Pending:
-    queries: list[str]
-    k: int
-    future: asyncio.Future
-
-
 @dataclass
 class BackendStats:
     """Counters exposed by /health; `backend_calls` < `requests` shows the batcher coalescing."""
@@ -108,110 +97,54 @@ class BackendStats:
 
 
 class BackendRunner:
-    """Runs `retriever.search` in worker threads, coalescing concurrent requests when batching is on."""
+    """Runs `retriever.search` in worker threads; with micro-batching, concurrent requests with the
+    same top-k share one backend call (`toolgym.microbatch`)."""
 
     def __init__(self, retriever: Retriever, config: ServerConfig):
         self.retriever = retriever
         self.config = config
         self.stats = BackendStats()
-        self._executor = ThreadPoolExecutor(config.backend_threads, thread_name_prefix="retriever")
-        self._queue: asyncio.Queue[_Pending] | None = None
-        self._worker: asyncio.Task | None = None
-        self._pending_queries = 0
+        self._batcher: MicroBatcher[list[str], list[list[Hit]]] = MicroBatcher(
+            self._search_requests,
+            window_s=config.batch_wait_ms / 1000,
+            max_batch_size=config.max_batch_queries,
+            max_pending=config.max_pending_queries,
+            size_of=len,
+            threads=config.backend_threads,
+            thread_name="retriever",
+        )
 
-    def _call_backend(self, queries: list[str], k: int) -> list[list[Hit]]:
+    def _search_requests(self, k: int, requests: list[list[str]]) -> list[list[list[Hit]]]:
+        """One backend call for several requests' queries, split back per request."""
+        queries = [query for request in requests for query in request]
         results = self.retriever.search(queries, k)
         if len(results) != len(queries):
             raise RuntimeError(f"backend returned {len(results)} hit lists for {len(queries)} queries")
-        return results
-
-    async def _run_backend(self, queries: list[str], k: int) -> list[list[Hit]]:
-        self.stats.backend_calls += 1  # counted on the event loop: no lock needed
-        self.stats.largest_batch = max(self.stats.largest_batch, len(queries))
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call_backend, queries, k)
+        split, start = [], 0
+        for request in requests:
+            split.append(results[start : start + len(request)])
+            start += len(request)
+        return split
 
     async def search(self, queries: list[str], k: int) -> list[list[Hit]]:
-        """Hits for `queries`, exactly as `retriever.search(queries, k)` would return them."""
+        """Hits for `queries`, exactly as `retriever.search(queries, k)` would return them.
+
+        Raises `BatcherBusy` when `max_pending_queries` queries are already waiting.
+        """
         self.stats.requests += 1
         self.stats.queries += len(queries)
         if not queries:
             return []
-        if not self.config.micro_batching:
-            return await self._run_backend(queries, k)
-        if self._pending_queries + len(queries) > self.config.max_pending_queries:
-            raise ServerBusy(f"{self._pending_queries} queries are already waiting")
-        loop = asyncio.get_running_loop()
-        if self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._batch_loop())
-        pending = _Pending(queries, k, loop.create_future())
-        self._pending_queries += len(queries)
-        self._queue.put_nowait(pending)
-        return await pending.future
-
-    async def _gather_batch(self) -> list[_Pending]:
-        assert self._queue is not None
-        batch = [await self._queue.get()]
-        size = len(batch[0].queries)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.batch_wait_ms / 1000
-        while size < self.config.max_batch_queries:
-            if not self._queue.empty():
-                item = self._queue.get_nowait()
-            else:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except asyncio.TimeoutError:
-                    break
-            batch.append(item)
-            size += len(item.queries)
-        return batch
-
-    async def _batch_loop(self) -> None:
-        while True:
-            batch = await self._gather_batch()
-            self._pending_queries -= sum(len(p.queries) for p in batch)
-            live = [p for p in batch if not p.future.done()]  # timed-out requests are dropped
-            for k in sorted({p.k for p in live}):  # one call per top-k keeps results exact
-                group = [p for p in live if p.k == k]
-                queries = [q for p in group for q in p.queries]
-                try:
-                    results = await self._run_backend(queries, k)
-                except Exception as exc:
-                    if len(group) == 1:
-                        if not group[0].future.done():
-                            group[0].future.set_exception(exc)
-                    else:  # one request's query may be what broke the call: only that request may fail
-                        await self._run_each(group, k)
-                    continue
-                start = 0
-                for p in group:
-                    if not p.future.done():
-                        p.future.set_result(results[start : start + len(p.queries)])
-                    start += len(p.queries)
-
-    async def _run_each(self, group: list[_Pending], k: int) -> None:
-        """One backend call per request, after a coalesced call failed."""
-        for p in group:
-            if p.future.done():
-                continue
-            try:
-                results = await self._run_backend(p.queries, k)
-            except Exception as exc:
-                if not p.future.done():
-                    p.future.set_exception(exc)
-                continue
-            if not p.future.done():
-                p.future.set_result(results)
+        try:
+            if not self.config.micro_batching:
+                return (await self._batcher.run(k, [queries]))[0]
+            return await self._batcher.submit(queries, k)
+        finally:
+            self.stats.backend_calls = self._batcher.calls
+            self.stats.largest_batch = self._batcher.largest_batch
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._batcher.close()
 
 
 # --- the wire format -----------------------------------------------------------------------------
@@ -354,7 +287,7 @@ def create_app(retriever: Retriever, config: ServerConfig | None = None, *, info
         except asyncio.TimeoutError:
             runner.stats.timeouts += 1
             return error(504, f"retrieval took longer than {config.request_timeout_s} s")
-        except ServerBusy as exc:
+        except BatcherBusy as exc:
             return error(503, f"server busy: {exc}; retry later", headers={"Retry-After": "1"})
         except Exception as exc:
             runner.stats.errors += 1
