@@ -20,3 +20,23 @@ def shared_data() -> Path:
     if root is None:
         pytest.skip("benchmark data not found: set TOOLGYM_DATA_DIR to the project's shared/data folder")
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Keep torch to one thread for a module (`pytestmark = pytest.mark.usefixtures(...)`): see
+    tests/tiny_model_fixture.py for why."""
+    from tiny_model_fixture import single_torch_thread
+
+    with single_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def engine(one_torch_thread):
+    """An HF engine over the session's tiny chat model (batch size 8)."""
+    from tiny_model_fixture import tiny_model_path
+
+    from toolgym.agents.hf_engine import HFEngine
+
+    return HFEngine.load(tiny_model_path(), batch_size=8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from tiny_model_fixture import single_torch_thread, tiny_model_path
+from tiny_model_fixture import tiny_model_path
 
 from toolgym.agents.base import SamplingParams
 from toolgym.agents.chat_format import ChatTemplateError, suffix_text
@@ -13,23 +13,12 @@ from toolgym.agents.drift import check_drift
 from toolgym.agents.rollout import Trajectory, collect_rollouts
 from toolgym.envs.pool import EnvPool
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 transformers = pytest.importorskip("transformers")
 
 SAMPLING = SamplingParams(temperature=1.0, max_tokens=16, seed=0)
 THINK_STUB = "<think>\n\n</think>\n\n"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with single_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def engine():
-    from toolgym.agents.hf_engine import HFEngine
-
-    return HFEngine.load(tiny_model_path(), batch_size=8)
 
 
 def _rollouts(engine, tokenizer, env_id: str, **env_kwargs) -> list[Trajectory]:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from tiny_model_fixture import single_torch_thread, tiny_model_path
+from tiny_model_fixture import tiny_model_path
 
 from toolgym.agents.base import AgentRequest, SamplingParams
 from toolgym.agents.chat_format import action_from_text, truncate_at_stop
 from toolgym.agents.specs import make_agent
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 pytest.importorskip("transformers")
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=12)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with single_torch_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from tiny_model_fixture import single_torch_thread, tiny_model_path
 
 from toolgym.agents.base import SamplingParams
 from toolgym.agents.rollout import Trajectory, collect_rollouts
 from toolgym.envs.pool import EnvPool
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 SAMPLING = SamplingParams(temperature=1.0, max_tokens=24, stop=("</search>", "</answer>"), seed=0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with single_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def engine():
-    from toolgym.agents.hf_engine import HFEngine
-
-    return HFEngine.load(tiny_model_path(), batch_size=8)
 
 
 @pytest.fixture(scope="module")
