@@ -328,7 +328,7 @@ def tokenize_texts(
     budget = max_length - 1 if eos_id is not None else max_length
     rows = tokenizer(list(texts), truncation=True, max_length=budget)["input_ids"]
     if eos_id is not None:
-        rows = [list(row) + [eos_id] for row in rows]
+        rows = [[*row, eos_id] for row in rows]
     width = max((len(row) for row in rows), default=0)
     ids = torch.full((len(rows), width), int(tokenizer.pad_token_id), dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)

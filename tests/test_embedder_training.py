@@ -7,9 +7,6 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
 from toolgym.retrieval import Document
 from toolgym.retrievers.encoders import load_encoder
 from toolgym.retrievers.training.anchor_reconstruction import (
@@ -23,6 +20,9 @@ from toolgym.retrievers.training.contrastive import StageIIConfig, info_nce_loss
 from toolgym.retrievers.training.embedder import LLMEmbedder
 from toolgym.retrievers.training.records import TrainingRecord, read_records, records_from_beir, write_records
 from toolgym.retrievers.training.tiny_models import make_causal_lm
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

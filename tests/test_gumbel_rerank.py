@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
 from tiny_bert import make_tiny_bert
 
 from toolgym.retrievers.training.fid_reader import FiDReader, fit_reader
@@ -22,12 +18,19 @@ from toolgym.retrievers.training.gumbel_rerank import (
 )
 from toolgym.retrievers.training.tiny_models import make_fid_reader
 
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 EXAMPLES = [
     RerankExample(
         f"where was person {i} born",
-        ((f"Person {i}", f"person {i} was born in city{i}"), ("Noise", "unrelated words here"), ("Other", "more noise")),
+        (
+            (f"Person {i}", f"person {i} was born in city{i}"),
+            ("Noise", "unrelated words here"),
+            ("Other", "more noise"),
+        ),
         (f"city{i}",),
         (True, False, False),
     )
@@ -128,7 +131,9 @@ def test_fitting_the_reader_lowers_its_answer_loss(tmp_path):
     questions = [ex.question for ex in EXAMPLES]
     passages = [list(ex.passages) for ex in EXAMPLES]
     answers = [ex.answers[0] for ex in EXAMPLES]
-    losses = fit_reader(reader, questions, passages, answers, steps=40, batch_size=4, learning_rate=3e-3, show_progress=False)
+    losses = fit_reader(
+        reader, questions, passages, answers, steps=40, batch_size=4, learning_rate=3e-3, show_progress=False
+    )
     assert losses[-1] < 0.5 * losses[0]
     assert not any(p.requires_grad for p in reader.model.parameters())
 

@@ -81,7 +81,9 @@ def reconstruction_loss(embedder: LLMEmbedder, anchors: Any, targets: dict[str, 
     # Put e_X into the anchor slot without an in-place write on a tensor autograd needs.
     is_anchor = torch.zeros(targets["input_ids"].shape, dtype=torch.bool, device=token_embeddings.device)
     is_anchor[rows, anchor_column] = True
-    inputs_embeds = torch.where(is_anchor.unsqueeze(-1), anchors.to(token_embeddings.dtype).unsqueeze(1), token_embeddings)
+    inputs_embeds = torch.where(
+        is_anchor.unsqueeze(-1), anchors.to(token_embeddings.dtype).unsqueeze(1), token_embeddings
+    )
     logits = model(
         inputs_embeds=inputs_embeds,
         attention_mask=targets["attention_mask"],
@@ -114,7 +116,9 @@ def train_stage_one(embedder: LLMEmbedder, records: Sequence[TrainingRecord], co
         raise ValueError(f"alpha must be in [0, 1], got {config.alpha}")
     torch.manual_seed(config.seed)
     embedder.model.train()
-    batches = list(source_batches(records, config.batch_size, seed=config.seed, drop_last=len(records) >= config.batch_size))
+    batches = list(
+        source_batches(records, config.batch_size, seed=config.seed, drop_last=len(records) >= config.batch_size)
+    )
     losses = run_steps(
         embedder.model.parameters(),
         batches,

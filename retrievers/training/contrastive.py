@@ -95,7 +95,9 @@ def add_lora(embedder: LLMEmbedder, config: StageIIConfig) -> None:
     targets = [t for t in config.lora_targets if t in names]
     if not targets:
         raise ValueError(f"none of the LoRA targets {config.lora_targets} is a module of this model; set lora_targets")
-    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets)
+    lora = LoraConfig(
+        r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets
+    )
     embedder.model = get_peft_model(embedder.model, lora)
 
 
@@ -107,7 +109,9 @@ def train_stage_two(embedder: LLMEmbedder, records: Sequence[TrainingRecord], co
     if config.lora:
         add_lora(embedder, config)
     embedder.model.train()
-    batches = list(source_batches(records, config.batch_size, seed=config.seed, drop_last=len(records) >= config.batch_size))
+    batches = list(
+        source_batches(records, config.batch_size, seed=config.seed, drop_last=len(records) >= config.batch_size)
+    )
     losses = run_steps(
         embedder.model.parameters(),
         batches,

@@ -69,7 +69,9 @@ class LLMEmbedder:
         self.model, self.tokenizer = model, tokenizer
         self.options = options or EmbedderOptions()
         if tokenizer.eos_token_id is None:
-            raise ValueError("the tokenizer has no eos token; an EOS-pooled embedder needs one (set tokenizer.eos_token)")
+            raise ValueError(
+                "the tokenizer has no eos token; an EOS-pooled embedder needs one (set tokenizer.eos_token)"
+            )
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 

@@ -143,9 +143,6 @@ class FiDReader:
         return self.tokenizer.batch_decode(ids[:, 1:], skip_special_tokens=True)
 
 
-
-
-
 def fit_reader(
     reader: FiDReader,
     questions: Sequence[str],

@@ -117,7 +117,7 @@ class CrossEncoderScorer:
             [q for q, _ in pairs],
             [p for _, p in pairs],
             padding=True,
-            truncation="only_second",
+            truncation="longest_first",  # "only_second" fails when the query alone is too long
             max_length=self.max_length,
             return_tensors="pt",
         ).to(next(self.model.parameters()).device)
@@ -132,7 +132,11 @@ class CrossEncoderScorer:
 
 
 def gumbel_loss(
-    scorer: CrossEncoderScorer, reader: FiDReader, batch: Sequence[RerankExample], config: GumbelRerankConfig, generator: Any
+    scorer: CrossEncoderScorer,
+    reader: FiDReader,
+    batch: Sequence[RerankExample],
+    config: GumbelRerankConfig,
+    generator: Any,
 ) -> Any:
     """The reader's answer NLL under the relaxed top-k mask M̂ of the reranker's scores."""
     import torch
@@ -196,7 +200,9 @@ def train_reranker(
     return losses
 
 
-def rank_passages(scorer: CrossEncoderScorer, examples: Sequence[RerankExample], batch_size: int = 8) -> list[list[int]]:
+def rank_passages(
+    scorer: CrossEncoderScorer, examples: Sequence[RerankExample], batch_size: int = 8
+) -> list[list[int]]:
     """Per example, passage indices by descending score w (inference: no noise, no soft mask)."""
     import torch
 

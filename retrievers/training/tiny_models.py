@@ -66,7 +66,9 @@ def make_causal_lm(
     model = LlamaForCausalLM(config)
     if init_embeddings_from_minilm:
         if hidden_size != 384:
-            raise ValueError("MiniLM's word embeddings are 384-wide: use hidden_size=384 or init_embeddings_from_minilm=False")
+            raise ValueError(
+                "MiniLM's word embeddings are 384-wide: use hidden_size=384 or init_embeddings_from_minilm=False"
+            )
         from transformers import AutoModel
 
         from toolgym.retrievers.encoders import minilm_path
@@ -108,15 +110,16 @@ def make_fid_reader(out_dir: str | Path, *, d_model: int = 128, layers: int = 2,
     return out
 
 
-def make_cross_encoder(out_dir: str | Path, *, seed: int = 0) -> Path:
-    """Write MiniLM's encoder with a fresh 1-logit head as a sequence classifier (`hf:<out_dir>` reranker)."""
+def make_cross_encoder(out_dir: str | Path, *, seed: int = 0, layers: int = 6) -> Path:
+    """Write MiniLM's encoder (its first `layers` layers) with a fresh 1-logit head as a sequence
+    classifier, which the rerank stage loads as `hf:<out_dir>`."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from toolgym.retrievers.encoders import minilm_path
 
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=1, num_hidden_layers=layers)
     out = Path(out_dir)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(out)
