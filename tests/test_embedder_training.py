@@ -145,3 +145,35 @@ def test_beir_train_qrels_become_records_with_hard_negatives(shared_data):
     records = records_from_beir(shared_data / "beir_scifact", split="train", n_negatives=2)
     assert len(records) >= 800 and all(len(r.negatives) == 2 for r in records)
     assert all(r.positive not in r.negatives for r in records)
+
+
+def _gathered_info_nce_rank(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    generator = torch.Generator().manual_seed(0)
+    rows = [torch.nn.functional.normalize(torch.randn(4, 8, generator=generator), dim=-1) for _ in range(3)]
+    local = [r[2 * rank : 2 * rank + 2].clone().requires_grad_() for r in rows]
+    loss = info_nce_loss(*local, 50.0)
+    loss.backward()
+    torch.save({"loss": loss.detach(), "grads": [t.grad / world for t in local]}, f"{out_dir}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_info_nce_gathers_across_ranks_like_one_big_batch(tmp_path):
+    """Two gloo ranks with half the rows each: the same loss as one process with all rows, and the
+    gradients (averaged over ranks, as the training loop does) match too."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_gathered_info_nce_rank, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    generator = torch.Generator().manual_seed(0)
+    rows = [
+        torch.nn.functional.normalize(torch.randn(4, 8, generator=generator), dim=-1).requires_grad_() for _ in range(3)
+    ]
+    reference = info_nce_loss(*rows, 50.0)
+    reference.backward()
+    for rank in range(2):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        assert result["loss"].item() == pytest.approx(reference.item(), rel=1e-5)
+        for got, full in zip(result["grads"], rows):
+            torch.testing.assert_close(got, full.grad[2 * rank : 2 * rank + 2], rtol=1e-4, atol=1e-6)

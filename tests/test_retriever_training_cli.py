@@ -158,3 +158,16 @@ def test_gumbel_without_a_reader_is_a_clear_error(bases, tmp_path, capsys):
     argv = ["train-retriever", "reranker", "--base", str(bases / "cross-encoder"), "--out", str(tmp_path / "x")]
     assert main(argv) == 2
     assert "--reader" in capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_readme_training_commands_run_as_written(shared_data, tmp_path):
+    from readme_blocks import checkout_like_folder, code_blocks, readme_sections
+    from test_readme_commands import run_blocks
+
+    blocks = code_blocks(readme_sections()["Training the retrieval models"], "bash")
+    assert blocks
+    work = checkout_like_folder(tmp_path, shared_data)
+    run_blocks(blocks, work, shared_data, timeout=900)
+    assert (work / "models" / "scifact-embedder" / "toolgym_encoder.json").is_file()
+    assert (work / "models" / "gumbel-reranker" / "config.json").is_file()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .embedder import LLMEmbedder, position_ids_from_mask
-from .loop import run_steps
+from .loop import run_steps, shard_for_rank, world_size
 from .records import TrainingRecord, source_batches
 
 logger = logging.getLogger(__name__)
@@ -116,9 +116,13 @@ def train_stage_one(embedder: LLMEmbedder, records: Sequence[TrainingRecord], co
         raise ValueError(f"alpha must be in [0, 1], got {config.alpha}")
     torch.manual_seed(config.seed)
     embedder.model.train()
-    batches = list(
-        source_batches(records, config.batch_size, seed=config.seed, drop_last=len(records) >= config.batch_size)
+    global_size = config.batch_size * world_size()  # every rank holds batch_size rows of one global batch
+    global_batches = list(
+        source_batches(
+            records, global_size, seed=config.seed, drop_last=world_size() > 1 or len(records) >= global_size
+        )
     )
+    batches = shard_for_rank(global_batches, config.batch_size)
     losses = run_steps(
         embedder.model.parameters(),
         batches,

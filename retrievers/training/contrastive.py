@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .embedder import LLMEmbedder
-from .loop import run_steps
+from .loop import run_steps, shard_for_rank, world_size
 from .records import TrainingRecord, source_batches
 
 logger = logging.getLogger(__name__)
@@ -106,12 +106,23 @@ def train_stage_two(embedder: LLMEmbedder, records: Sequence[TrainingRecord], co
     import torch
 
     torch.manual_seed(config.seed)
+    short = [r for r in records if len(r.negatives) < config.hard_negatives]
+    if world_size() > 1 and short:
+        # all_gather needs the same number of negatives on every rank
+        raise ValueError(
+            f"{len(short)} records have fewer than hard_negatives={config.hard_negatives} negatives; under "
+            "torch.distributed every record needs that many (lower hard_negatives or mine more)"
+        )
     if config.lora:
         add_lora(embedder, config)
     embedder.model.train()
-    batches = list(
-        source_batches(records, config.batch_size, seed=config.seed, drop_last=len(records) >= config.batch_size)
+    global_size = config.batch_size * world_size()  # every rank holds batch_size rows of one global batch
+    global_batches = list(
+        source_batches(
+            records, global_size, seed=config.seed, drop_last=world_size() > 1 or len(records) >= global_size
+        )
     )
+    batches = shard_for_rank(global_batches, config.batch_size)
     losses = run_steps(
         embedder.model.parameters(),
         batches,

@@ -9,6 +9,38 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+def world_size() -> int:
+    """Ranks in the torch.distributed group (1 when it is not initialized)."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    """This process's rank (0 when torch.distributed is not initialized)."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def average_gradients(parameters: list[Any], world: int) -> None:
+    """All-reduce and average every gradient: data parallelism without wrapping the model (so peft
+    models, soft-prefix forwards and two-pass losses need no DDP hooks)."""
+    import torch.distributed as dist
+
+    for parameter in parameters:
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world
+
+
+def shard_for_rank(global_batches: list[list[Any]], per_rank: int) -> list[list[Any]]:
+    """This rank's slice of each global batch: under torchrun every rank trains on different rows of
+    the same global batch (so one step still draws from a single source dataset)."""
+    start = rank() * per_rank
+    return [batch[start : start + per_rank] for batch in global_batches if len(batch) > start]
+
+
 def run_steps(
     parameters: Iterable[Any],
     batches: Iterable[Any],
@@ -39,10 +71,14 @@ def run_steps(
     if not batch_list:
         raise ValueError("no training batches: the records are fewer than one batch")
 
+    world = world_size()
+
     def step_once(step: int) -> None:
         loss = loss_fn(batch_list[step % len(batch_list)])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if world > 1:
+            average_gradients(parameters, world)
         if max_grad_norm:
             torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
         optimizer.step()
@@ -67,4 +103,4 @@ def run_steps(
     return losses
 
 
-__all__ = ["run_steps"]
+__all__ = ["average_gradients", "rank", "run_steps", "shard_for_rank", "world_size"]
