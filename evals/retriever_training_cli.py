@@ -94,7 +94,9 @@ def add_train_retriever_command(subparsers: Any) -> None:
     embedder.add_argument("--batch-size", type=int, default=32, help="pairs per step (each stage)")
     embedder.add_argument("--hard-negatives", type=int, default=1, help="hard negatives per query in Stage II")
     embedder.add_argument("--lora", action="store_true", help="Stage II trains LoRA adapters (merged at save)")
-    embedder.add_argument("--device", default="cpu", help="torch device")
+    embedder.add_argument("--device", default="cpu", help="torch device (under torchrun: cuda -> cuda:LOCAL_RANK)")
+    embedder.add_argument("--dtype", default="float32", help="weights dtype: float32, bfloat16 (GPU) or float16")
+    embedder.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for memory")
     embedder.add_argument("--seed", type=int, default=42)
     embedder.add_argument(
         "--eval-beir", metavar="DIR", help="score the result with mteb on this BEIR folder's test split"
@@ -110,14 +112,17 @@ def add_train_retriever_command(subparsers: Any) -> None:
     reranker.add_argument("--base", required=True, metavar="PATH", help="HF sequence-classification folder (1 logit)")
     reranker.add_argument("--reader", metavar="PATH", help="HF T5 folder used as the frozen FiD reader (gumbel)")
     reranker.add_argument("--fit-reader-steps", type=int, default=0, help="train the reader on the data first")
-    reranker.add_argument("--dataset", default="hotpotqa", help="HotpotQA rows with paragraphs (name or file)")
+    reranker.add_argument(
+        "--dataset", default="hotpotqa", help="HotpotQA rows with paragraphs (name, file or hf:<name>)"
+    )
+    reranker.add_argument("--split", default="validation", help="split for hf:<name> datasets")
     reranker.add_argument("--train", type=int, default=300, help="questions to train on (the first N)")
     reranker.add_argument("--eval", type=int, default=100, help="questions after those to score (0 = none)")
     reranker.add_argument("--objective", choices=("gumbel", "supervised"), default="gumbel")
     reranker.add_argument("--k", type=int, default=5, help="passages kept (relaxed top-k / hard top-k)")
     reranker.add_argument("--kappa", type=float, default=1.0, help="κ: logit scale against the Gumbel noise")
     reranker.add_argument("--tau", type=float, default=0.5, help="τ: Gumbel-softmax temperature")
-    reranker.add_argument("--steps", type=int, default=200)
+    reranker.add_argument("--steps", type=int, default=200, help="reranker steps (0: only score --base)")
     reranker.add_argument("--batch-size", type=int, default=4, help="questions per step")
     reranker.add_argument("--lr", type=float, default=2e-5)
     reranker.add_argument("--max-length", type=int, default=256, help="tokens per passage")
@@ -167,7 +172,10 @@ def _embedder(args: argparse.Namespace) -> int:
     from toolgym.retrievers.training.records import read_records
 
     records = [record for path in args.records for record in read_records(path)]
-    embedder = LLMEmbedder.from_pretrained(args.base, device=args.device)
+    device, is_main = _init_distributed(args.device)
+    embedder = LLMEmbedder.from_pretrained(args.base, device=device, dtype=args.dtype)
+    if args.gradient_checkpointing:
+        embedder.model.gradient_checkpointing_enable()
     embedder.options.max_length = args.max_length
     if args.instruction is not None:
         embedder.options.query_instruction = args.instruction
@@ -196,6 +204,8 @@ def _embedder(args: argparse.Namespace) -> int:
         )
         losses = train_stage_two(embedder, records, config)
         summary["stage2_loss"] = [losses[0], losses[-1]]
+    if not is_main:
+        return 0
     embedder.save_pretrained(args.out)
     summary["encoder_spec"] = f"hf:{args.out}:last"
     if args.eval_beir:
@@ -204,6 +214,24 @@ def _embedder(args: argparse.Namespace) -> int:
         summary["mteb"] = evaluate_on_beir_folder(args.out, args.eval_beir, device=args.device)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _init_distributed(device: str) -> tuple[str, bool]:
+    """Under torchrun (WORLD_SIZE > 1): join the process group, one GPU per rank; returns (device, is rank 0)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device, True
+    import torch
+    import torch.distributed as dist
+
+    cuda = device.startswith("cuda")
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return device, dist.get_rank() == 0
 
 
 def _reranker(args: argparse.Namespace) -> int:
@@ -219,10 +247,12 @@ def _reranker(args: argparse.Namespace) -> int:
 
     if args.objective == "gumbel" and not args.reader:
         return _fail("--objective gumbel trains through a reader: give --reader PATH (a T5 folder)")
-    examples = rerank_examples_from_hotpotqa(load_rows(args.dataset))
+    examples = rerank_examples_from_hotpotqa(load_rows(args.dataset, split=args.split))
     train, test = examples[: args.train], examples[args.train : args.train + args.eval]
-    if not train:
+    if not examples:
         return _fail(f"{args.dataset!r} has no rows with paragraphs, answers and supporting paragraphs")
+    if (args.steps or args.fit_reader_steps) and not train:
+        return _fail("--train 0 leaves nothing to train on: use --steps 0 to only score --base")
     reader = None
     if args.reader:
         reader = FiDReader.from_pretrained(args.reader, device=args.device, passage_max_length=args.max_length)
@@ -250,9 +280,9 @@ def _reranker(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     before = rerank_report(test, rank_passages(scorer, test), k=args.k) if test else {}
-    losses = train_reranker(scorer, train, config, reader=reader)
+    losses = train_reranker(scorer, train, config, reader=reader) if args.steps else []
     scorer.save_pretrained(args.out)
-    summary: dict[str, Any] = {"loss": [losses[0], losses[-1]], "rerank_spec": f"hf:{args.out}"}
+    summary: dict[str, Any] = {"loss": [losses[0], losses[-1]] if losses else None, "rerank_spec": f"hf:{args.out}"}
     if test:
         summary["before"] = before
         summary["after"] = rerank_report(test, rank_passages(scorer, test), k=args.k, reader=reader)
