@@ -155,10 +155,13 @@ def _describe(error: Any) -> tuple[str, str]:
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         relation = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kind]
         return field_path(path), f"must be {relation} {expected}, got {_short(value)}"
-    if kind in ("minLength", "minItems", "minProperties"):
-        return field_path(path), f"must not be empty (at least {expected})"
+    if kind == "minLength":
+        return field_path(path), "must not be empty"
+    if kind in ("minItems", "minProperties"):
+        unit = "item" if kind == "minItems" else "key"
+        return field_path(path), f"must have at least {expected} {unit}{'s' if expected != 1 else ''}, got {len(value)}"
     if kind in ("maxLength", "maxItems", "maxProperties"):
-        return field_path(path), f"is too long (at most {expected})"
+        return field_path(path), f"is too long: at most {expected} allowed, got {len(value)}"
     if kind == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(k for k in value if k not in allowed)
@@ -166,9 +169,10 @@ def _describe(error: Any) -> tuple[str, str]:
     if kind == "propertyNames":
         return field_path(path), f"has a key that is not a valid name: {error.message[:120]}"
     if kind in ("anyOf", "oneOf"):
-        deeper = [e for e in error.context if len(e.absolute_path) > len(path)]
-        if deeper:  # the value had the right type for a branch and failed inside it: report that
-            return _describe(max(deeper, key=lambda e: len(e.absolute_path)))
+        # A branch whose type fits the value and that failed inside it says more than "wrong type".
+        inside = [e for e in error.context if not (e.validator == "type" and len(e.absolute_path) == len(path))]
+        if inside:
+            return _describe(max(inside, key=lambda e: len(e.absolute_path)))
         forms = [_type_words(sub.get("type")) for sub in expected if isinstance(sub, dict)]
         return field_path(path), f"must be {' or '.join(dict.fromkeys(forms))}, got {_type_name(value)}"
     if kind == "pattern":

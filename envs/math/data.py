@@ -75,7 +75,7 @@ def task_from_row(row: dict[str, Any], *, source: str | None = None, index: int 
         metadata = {k: row[k] for k in ("level", "type", "subject", "kind", "difficulty") if k in row}
         source = source or "math"
     if not answer:
-        raise TaskRowError(ENV_ID, "answer", "is empty", kind)
+        raise TaskRowError(ENV_ID, "answer", "is empty", "GSM8K" if kind == "gsm8k" else "MATH")
     return MathTask(
         id=task_id(row, source, index, problem), problem=problem, answer=answer, source=source, metadata=metadata
     )
