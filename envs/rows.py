@@ -71,9 +71,9 @@ def check_row(env_id: str, row: Any, row_format: RowFormat) -> None:
     problem = _shape_problem(row)
     if problem is not None:
         raise TaskRowError(env_id, problem[0], problem[1], row_format.name)
-    errors = sorted(
-        row_format.validator.iter_errors(row), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
-    )
+    # The shallowest problem first (a missing field before a bad value inside it); ties keep the
+    # schema's order, which lists fields as the format's documentation does.
+    errors = sorted(row_format.validator.iter_errors(row), key=lambda e: len(e.absolute_path))
     if errors:
         raise TaskRowError(env_id, *_describe(errors[0]), row_format.name)
     if row_format.semantic is not None:

@@ -127,6 +127,7 @@ CASES = [
     # Search-v0: HotpotQA, IRCoT, answer-only and world rows
     ("Search-v0", {"title": "no question here"}, "question"),
     ("Search-v0", _without(HOTPOTQA_ROW, "answer"), "answer"),
+    ("Search-v0", _without(HOTPOTQA_ROW, "context"), "context"),  # no paragraphs and the env has no corpus
     ("Search-v0", _with(HOTPOTQA_ROW, None, "answer"), "answer"),
     ("Search-v0", _with(HOTPOTQA_ROW, "Ada wrote it", "context"), "context"),
     ("Search-v0", _with(HOTPOTQA_ROW, [["Ada"]], "context"), "context[0]"),

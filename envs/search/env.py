@@ -195,7 +195,12 @@ class SearchEnv(ChatEnv[SearchTask]):
             key = ("shared", self.dataset_spec, *backend)
             return _cached_index(key, lambda: self._build(shared_documents(self._rows)))
         if task.documents is None:
-            raise ValueError(f"task {task.task_id!r} has no paragraphs: pass corpus=<path to a JSONL corpus>")
+            raise TaskRowError(
+                self.env_id,
+                "context",
+                f"is missing (task {task.task_id[:80]!r}): without a corpus a row must bring its own paragraphs "
+                "(HotpotQA 'context', IRCoT 'contexts') or a procedural 'world'; or build the env with corpus=<JSONL path>",
+            )
         key = ("task", task.task_id, tuple(task.documents), *backend)
         return _cached_index(key, lambda: self._build(task.documents))
 
