@@ -166,8 +166,9 @@ def _describe(error: Any) -> tuple[str, str]:
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(k for k in value if k not in allowed)
         return field_path([*path, extra[0]] if extra else path), f"is not allowed here (allowed keys: {allowed})"
-    if kind == "propertyNames":
-        return field_path(path), f"has a key that is not a valid name: {error.message[:120]}"
+    if "propertyNames" in error.schema_path:
+        pattern = error.schema.get("pattern", "?")
+        return field_path(path), f"has a key {_short(value)} that is not a valid name (must match {pattern!r})"
     if kind in ("anyOf", "oneOf"):
         # A branch whose type fits the value and that failed inside it says more than "wrong type".
         inside = [e for e in error.context if not (e.validator == "type" and len(e.absolute_path) == len(path))]

@@ -184,6 +184,7 @@ CASES = [
         "initial_state.shop.orders.1001.item",
     ),
     ("FunctionCall-v0", _with(_world_row(), {}, "initial_state"), "initial_state"),
+    ("FunctionCall-v0", _with(_world_row(), "x", "initial_state", "fs", "tree", ".."), "initial_state.fs.tree"),
     ("FunctionCall-v0", _with(_world_row(), {"x": 1}, "initial_state", "cloud"), "initial_state.cloud"),
     ("FunctionCall-v0", _without(WORLD_ROW, "goal_state", "bank"), "goal_state"),  # domains differ from the start
 ]

@@ -235,3 +235,16 @@ def test_vector_observation_space_is_a_tuple_of_message_lists():
     assert all(space == MessageList() for space in vector_env.observation_space.spaces)
     assert np.all(vector_env.step((CALC, CALC))[1] == 0.0)
     vector_env.close()
+
+
+def test_async_shared_memory_with_autoreset_disabled_and_a_reset_mask():
+    """The loop LLM trainers want: no auto-reset, then reset only the sub-envs that finished."""
+    vector_env = AsyncVectorEnv(
+        [lambda: gym.make("Search-v0", max_turns=1) for _ in SEEDS], autoreset_mode=gym.vector.AutoresetMode.DISABLED
+    )
+    first, _ = vector_env.reset(seed=SEEDS)
+    _, _, _, truncated, _ = vector_env.step(("<search>capital</search>", "<search>river</search>"))
+    assert truncated.all()
+    again, _ = vector_env.reset(options={"reset_mask": np.array([True, False])})
+    vector_env.close()
+    assert again[0] != first[0] and again[1] == []  # env 0 has a new task; env 1 still shows its last step

@@ -18,7 +18,7 @@ from .world_tools import DOMAINS
 
 ENV_ID = "FunctionCall-v0"
 _STRING = {"type": "string"}
-_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$", "not": {"enum": [".", ".."]}}
+_NAME = {"type": "string", "pattern": r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$"}  # a file or folder name, not . or ..
 _COUNT = {"type": "integer", "minimum": 0, "maximum": 10**12}
 
 _MESSAGE = {"type": "object", "required": ["role", "content"], "properties": {"role": _STRING, "content": _STRING}}
