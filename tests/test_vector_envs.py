@@ -248,3 +248,21 @@ def test_async_shared_memory_with_autoreset_disabled_and_a_reset_mask():
     again, _ = vector_env.reset(options={"reset_mask": np.array([True, False])})
     vector_env.close()
     assert again[0] != first[0] and again[1] == []  # env 0 has a new task; env 1 still shows its last step
+
+
+def test_an_observation_larger_than_its_slot_crosses_processes_intact():
+    """A 400k-character passage (over the 256 KiB slot) travels through the spill file, uncut."""
+    from toolgym.envs.search.env import SearchEnv
+    from toolgym.vector_spaces import SLOT_BYTES
+
+    text = "Ada wrote the long treatise. " + "détail " * 60_000
+    row = {"question": "Who wrote it?", "answer": "Ada", "context": [["Ada", [text]], ["Bob", ["Bob read it."]]]}
+    factories = [lambda: SearchEnv(dataset=[row]) for _ in SEEDS]
+    results = []
+    for vector_env in (SyncVectorEnv(factories), AsyncVectorEnv(factories)):
+        vector_env.reset(seed=SEEDS)
+        observations, *_ = vector_env.step(("<search>Ada treatise</search>",) * len(SEEDS))
+        vector_env.close()
+        results.append(observations)
+    assert len(results[1][0][0]["content"].encode()) > SLOT_BYTES and text.strip() in results[1][0][0]["content"]
+    assert results[0] == results[1]

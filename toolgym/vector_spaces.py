@@ -40,7 +40,7 @@ from gymnasium.vector.utils.space_utils import batch_differing_spaces
 
 from toolgym.spaces import MessageList
 
-SLOT_BYTES = 1 << 20  # per sub-env; chat observations are a few KB, larger ones spill to a file
+SLOT_BYTES = 1 << 18  # 256 KiB per sub-env; chat observations are a few KB, larger ones spill to a file
 _IN_SLOT, _IN_FILE = 0, 1
 
 Messages = list[dict[str, Any]]
