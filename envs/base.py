@@ -114,7 +114,13 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
             if not 0 <= index < len(self.tasks):
                 raise IndexError(f"options['index'] must be in [0, {len(self.tasks)}), got {index}")
             row = self.tasks[index]
-        self.task = self.load_task(row, index)
+        self.task = None  # a reset that fails leaves no episode to step
+        try:
+            self.task = self.load_task(row, index)
+        except TaskRowError as error:
+            if index is None:
+                raise
+            raise error.at_row(index) from None  # a dataset row: say which one
         self.task_id = self.task_identifier(self.task)
         self.turn = 0
         self.ended = False

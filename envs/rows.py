@@ -32,12 +32,21 @@ class TaskRowError(ValueError, TypeError):
     `env_id`, `field` (a path such as ``contexts[2].title``) and `row_format` say what was wrong.
     """
 
-    def __init__(self, env_id: str, field: str, problem: str, row_format: str | None = None):
-        where = f"{env_id} task row" + (f" ({row_format})" if row_format else "")
+    def __init__(
+        self, env_id: str, field: str, problem: str, row_format: str | None = None, row_index: int | None = None
+    ):
+        where = f"{env_id} task row" + (f" {row_index}" if row_index is not None else "")
+        where += f" ({row_format})" if row_format else ""
         super().__init__(f"{where}: field {field!r} {problem}")
         self.env_id = env_id
         self.field = field
+        self.problem = problem
         self.row_format = row_format
+        self.row_index = row_index
+
+    def at_row(self, row_index: int) -> TaskRowError:
+        """The same error, saying which row of the env's dataset it is."""
+        return TaskRowError(self.env_id, self.field, self.problem, self.row_format, row_index)
 
 
 @dataclass(frozen=True)

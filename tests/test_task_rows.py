@@ -299,3 +299,22 @@ def test_every_row_of_the_shared_datasets_passes_its_schema(shared_data):
     for spec in ("math500", "math:test", "gsm8k:test"):
         rows, _ = math_rows(spec)  # load_rows drops (and logs) rows that fail: none may
         assert len(rows) == {"math500": 500, "math:test": 5000, "gsm8k:test": 1319}[spec]
+
+
+def test_a_malformed_dataset_row_is_reported_with_its_index():
+    env = FunctionCallEnv(dataset=[BFCL_ROW, _without(BFCL_ROW, "question")])
+    env.reset(options={"index": 0})
+    with pytest.raises(TaskRowError, match=r"FunctionCall-v0 task row 1 \(BFCL.*field 'question' is missing") as caught:
+        env.reset(options={"index": 1})
+    assert caught.value.row_index == 1 and caught.value.field == "question"
+
+
+def test_after_a_refused_row_the_previous_episode_cannot_be_stepped():
+    from toolgym.envs.base import EpisodeError
+
+    env = MathEnv()
+    env.reset(seed=0)
+    with pytest.raises(TaskRowError):
+        env.reset(options={"task": {"problem": 3}})
+    with pytest.raises(EpisodeError, match="before reset"):
+        env.step("\\boxed{1}")
