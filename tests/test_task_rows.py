@@ -318,3 +318,79 @@ def test_after_a_refused_row_the_previous_episode_cannot_be_stepped():
         env.reset(options={"task": {"problem": 3}})
     with pytest.raises(EpisodeError, match="before reset"):
         env.step("\\boxed{1}")
+
+
+# --- mutation sweep: a row is either refused at reset or plays without raising -----------------
+
+_MUTANTS = [None, 0, -5, 1.5, "x", "", [], {}, {"a": 1}, ["a"], True, "/", "..", [["t", ["s"]]], [[]], 10**7]
+
+
+def _paths(value, prefix=()):
+    if prefix:
+        yield prefix
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        yield from _paths(child, (*prefix, key))
+
+
+def _mutant(row: dict, rng) -> dict:
+    row = copy.deepcopy(row)
+    for _ in range(rng.randint(1, 3)):
+        paths = list(_paths(row))
+        if not paths:
+            break
+        *parents, last = rng.choice(paths)
+        target = row
+        for key in parents:
+            target = target[key]
+        if isinstance(target, dict) and rng.random() < 0.4:
+            del target[last]
+        else:
+            target[last] = copy.deepcopy(rng.choice(_MUTANTS))
+    return row
+
+
+SCRIPTS = {
+    "Math-v0": ["\\boxed{4}"],
+    "Search-v0": ["<search>Ada wrote</search>", "<answer>Ada</answer>"],
+    "FunctionCall-v0": [
+        '<tool_call>{"name": "ls", "arguments": {}}</tool_call><tool_call>{"name": "list_orders", "arguments": {}}</tool_call>'
+        '<tool_call>{"name": "cancel_order", "arguments": {"order_id": "1001"}}</tool_call>'
+        '<tool_call>{"name": "transfer", "arguments": {"from_account": "A", "to_account": "B", "amount": 5}}</tool_call>',
+        "area(w=3, h=4)",
+        "done",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("env_id", "base"),
+    [
+        ("Math-v0", MATH_ROW),
+        ("Math-v0", GSM8K_ROW),
+        ("Search-v0", HOTPOTQA_ROW),
+        ("Search-v0", IRCOT_ROW),
+        ("Search-v0", _search_world_row()),
+        ("FunctionCall-v0", BFCL_ROW),
+        ("FunctionCall-v0", WORLD_ROW),
+    ],
+    ids=["math", "gsm8k", "hotpotqa", "ircot", "search-world", "bfcl", "tool-world"],
+)
+def test_mutated_rows_are_refused_at_reset_or_play_without_raising(env_id, base):
+    import random
+
+    from toolgym.envs.base import EpisodeError
+
+    rng, env, played = random.Random(f"mutants-{env_id}-{sorted(base)}"), ENVS[env_id], 0
+    for _ in range(150):
+        try:
+            env.reset(seed=0, options={"task": _mutant(base, rng)})
+        except TaskRowError:
+            continue
+        played += 1
+        for action in SCRIPTS[env_id]:
+            try:
+                env.step(action)
+            except EpisodeError:  # the episode ended before the script did
+                break
+    assert played > 0  # the sweep also reached steps, not only refusals
