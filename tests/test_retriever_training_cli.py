@@ -160,6 +160,7 @@ def test_gumbel_without_a_reader_is_a_clear_error(bases, tmp_path, capsys):
     assert "--reader" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # about two minutes on 2 cores: SciFact BM25 mining, toy training, Search-v0 with both models
 @pytest.mark.shared_data
 def test_readme_training_commands_run_as_written(shared_data, tmp_path):
     from readme_blocks import checkout_like_folder, code_blocks, readme_sections
