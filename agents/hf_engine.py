@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolgym.extras import require
+
 from .base import SamplingParams
 
 logger = logging.getLogger(__name__)
-
-HF_EXTRA_HINT = 'pip install "toolgym[hf]" (and torch==2.13.0 first)'
 
 
 @dataclass
@@ -41,12 +41,7 @@ class Generation:
 
 def import_torch_transformers() -> tuple[Any, Any]:
     """torch and transformers, or an ImportError that names the extra to install."""
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise ImportError(f"HF models need torch and transformers: {HF_EXTRA_HINT} ({exc})") from exc
-    return torch, transformers
+    return require("torch", "hf", "HF models"), require("transformers", "hf", "HF models")
 
 
 def load_model_and_tokenizer(

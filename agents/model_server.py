@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from toolgym.extras import require
 from toolgym.http_server import running_app
 from toolgym.microbatch import BatcherBusy, MicroBatcher
 from toolgym.tool_calls import ToolCall, parse_turn, render_calls, turn_text
@@ -183,12 +184,10 @@ def _wire_call(call: ToolCall) -> dict[str, Any]:
 
 def create_app(agent: Agent, model_name: str, limits: ServerLimits | None = None) -> Any:
     """A FastAPI app serving `agent` as the model `model_name` (see the module doc)."""
-    try:
-        from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse
-        from starlette.exceptions import HTTPException as StarletteHTTPException
-    except ImportError as exc:
-        raise ImportError('serving a model needs fastapi and uvicorn: pip install "toolgym[serve]"') from exc
+    require("fastapi", "serve", "serving a model")
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     limits = limits or ServerLimits()
     batcher = Batcher(agent, limits)

@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from toolgym.messages import ContentPartError, content_text
+
 from .base import AgentRequest, SamplingParams
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -147,20 +149,12 @@ def _message(raw: Any, i: int) -> dict[str, Any]:
 
 def _content(raw: dict[str, Any], param: str) -> str:
     content = raw.get("content")
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise RequestError(
-                    400, f"{param}.content: only text parts are supported", "unsupported_content", f"{param}.content"
-                )
-            texts.append(part["text"])
-        return "".join(texts)
-    raise RequestError(400, f"{param}.content must be a string or a list of text parts", "invalid_message", param)
+    try:
+        return content_text(content, strict=True)
+    except ContentPartError as exc:
+        if isinstance(content, list):
+            raise RequestError(400, f"{param}.content: {exc}", "unsupported_content", f"{param}.content") from exc
+        raise RequestError(400, f"{param}.content: {exc}", "invalid_message", param) from exc
 
 
 def _tool_calls(raw: Any, param: str) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from toolgym.data import shared_data_dir
-from toolgym.retrieval import Document, Hit, Retriever
+from toolgym.retriever_contract import Document, Hit, Retriever
 from toolgym.retrievers.corpus import iter_documents
 from toolgym.retrievers.evaluation import evaluate_run, read_qrels, read_queries
 

@@ -15,12 +15,12 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 
+from toolgym.messages import Message
 from toolgym.spaces import AssistantTurn, MessageList
 from toolgym.tool_calls import TOOL_FORMATS
 
 from .tasks import TaskRow, TaskSource, as_task_source
 
-Message = dict[str, Any]
 TaskT = TypeVar("TaskT")
 
 

@@ -1,11 +1,11 @@
-"""Retrieval backends behind the `Retriever` contract (toolgym.retrieval), chosen by name."""
+"""Retrieval backends behind the `Retriever` contract (toolgym.retriever_contract), chosen by name."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from toolgym.retrieval import Document, Retriever
+from toolgym.retriever_contract import Document, Retriever
 
 from .index import build_index, load_index
 

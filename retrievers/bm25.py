@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from toolgym.retrieval import Document, Hit
+from toolgym.retriever_contract import Document, Hit
 
 from .docstore import DOCUMENTS_FILE, DocStore, save_documents
 from .index import MANIFEST_FILE, read_manifest, write_manifest

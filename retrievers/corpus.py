@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from toolgym.retrieval import Document
+from toolgym.retriever_contract import Document
 
 FORMATS: tuple[str, ...] = ("jsonl", "beir", "json-array", "hotpotqa", "hotpotqa-corpus")
 _CHUNK = 1 << 20

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from toolgym.retrieval import Document, Hit
+from toolgym.extras import require
+from toolgym.retriever_contract import Document, Hit
 
 from .docstore import DocStore, save_documents
 from .encoders import Encoder, l2_normalize, load_encoder
@@ -39,7 +40,6 @@ INDEX_FILE = "faiss.index"
 # A fixed query whose vector the manifest records: reloading with other weights changes it.
 PROBE_TEXT = "ToolGym encoder probe: which river flows through Berlin?"
 PROBE_MIN_COSINE = 0.99  # fp16 GPU vs fp32 CPU encodings of one model agree to > 0.999
-_EXTRA_HINT = 'pip install "toolgym[retrieval]"'
 # The torch GPU path scores (queries × documents) blocks of at most 1024 × 262,144 (1 GiB of float32).
 _GPU_QUERY_CHUNK = 1024
 FAISS_GPU_MAX_K = 2048
@@ -47,11 +47,7 @@ _GPU_DOC_CHUNK = 1 << 18
 
 
 def _import_faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as exc:
-        raise ImportError(f"the faiss backend needs faiss: {_EXTRA_HINT} (faiss-cpu)") from exc
-    return faiss
+    return require("faiss", "retrieval", "the faiss backend (faiss-cpu)")
 
 
 def faiss_has_gpu() -> bool:

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolgym.retrieval import Document, Retriever
+from toolgym.extras import require
+from toolgym.retriever_contract import Document, Retriever
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = 'retrieval evaluation needs pytrec_eval: pip install "toolgym[retrieval]" (pytrec-eval-terrier)'
 DEFAULT_KS: tuple[int, ...] = (10, 100)
 MRR_DEPTH = 10
 
@@ -146,11 +146,7 @@ def ranked_run(rankings: Mapping[str, Sequence[str]]) -> Run:
 
 
 def _pytrec_eval() -> Any:
-    try:
-        import pytrec_eval
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
-    return pytrec_eval
+    return require("pytrec_eval", "retrieval", "retrieval evaluation (pytrec-eval-terrier)")
 
 
 def _truncate(run: Run, depth: int) -> Run:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from toolgym.retrieval import Document, Retriever
+from toolgym.retriever_contract import Document, Retriever
 
 logger = logging.getLogger(__name__)
 

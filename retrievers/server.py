@@ -33,13 +33,12 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from toolgym.extras import require
 from toolgym.http_server import running_app
 from toolgym.microbatch import BatcherBusy, MicroBatcher
-from toolgym.retrieval import Hit, Retriever
+from toolgym.retriever_contract import Hit, Retriever
 
 logger = logging.getLogger(__name__)
-
-INSTALL_HINT = 'the retrieval server needs fastapi and uvicorn: pip install "toolgym[serve]"'
 
 
 @dataclass(frozen=True)
@@ -216,11 +215,9 @@ def create_app(retriever: Retriever, config: ServerConfig | None = None, *, info
 
     `info` is merged into /health (e.g. the index directory and its manifest).
     """
-    try:
-        from fastapi import FastAPI
-        from fastapi.responses import JSONResponse, Response
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+    require("fastapi", "serve", "the retrieval server")
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, Response
 
     config = config or ServerConfig()
     runner = BackendRunner(retriever, config)
@@ -327,10 +324,7 @@ def serve(
     log_level: str = "info",
 ) -> None:
     """Serve `retriever` until interrupted (binds 127.0.0.1 unless told otherwise)."""
-    try:
-        import uvicorn
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+    uvicorn = require("uvicorn", "serve", "the retrieval server")
     app = create_app(retriever, config, info=info)
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)
 

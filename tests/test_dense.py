@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tiny_bert import make_tiny_bert
 
-from toolgym.retrieval import Document, Retriever
+from toolgym.retriever_contract import Document, Retriever
 from toolgym.retrievers import build_retriever
 from toolgym.retrievers.bm25 import BM25Retriever
 from toolgym.retrievers.dense import FaissRetriever, chunked_top_k, default_nlist, default_pq_m

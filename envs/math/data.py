@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from toolgym.data import read_records, require_shared_data
+from toolgym.extras import require
 
 from .answers import last_boxed
 
@@ -155,10 +156,7 @@ def _load_hf(name_and_split: str) -> list[dict[str, Any]]:
     if not parts[0] or len(parts) > 3:
         raise ValueError(f"expected 'hf:<dataset name>[:<config>][:<split>]', got 'hf:{name_and_split}'")
     name, config, split = parts[0], (parts[1] if len(parts) == 3 else None), (parts[-1] if len(parts) > 1 else "test")
-    try:
-        import datasets
-    except ImportError as exc:
-        raise ImportError("loading 'hf:' datasets needs the `datasets` package: pip install 'toolgym[hf]'") from exc
+    datasets = require("datasets", "hf", "loading 'hf:' datasets")
     try:
         dataset = datasets.load_dataset(name, config, split=split)
     except Exception as exc:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from toolgym.envs.base import ChatEnv, Message, TurnResult
+from toolgym.envs.base import ChatEnv, TurnResult
+from toolgym.messages import Message
 from toolgym.tool_calls import ToolCall, parse_turn, tool_instructions, tool_result_message, turn_text
 
 from .answers import ExtractedAnswer, extract_answer

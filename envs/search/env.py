@@ -26,7 +26,7 @@ from typing import Any
 
 from toolgym.envs.base import ChatEnv, TurnResult
 from toolgym.envs.tasks import ProceduralTasks
-from toolgym.retrieval import Document, Hit, Retriever
+from toolgym.retriever_contract import Document, Hit, Retriever
 from toolgym.tool_calls import ToolCall, parse_turn, tool_instructions, tool_result_message
 
 from . import protocol
