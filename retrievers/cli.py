@@ -9,6 +9,8 @@ from typing import Any
 
 from toolgym.cli_values import key_value_argument
 
+from .backends import INDEX_BACKENDS
+
 INDEX_DESCRIPTION = """\
 Build a retrieval index directory from a corpus, or describe one.
 
@@ -44,8 +46,6 @@ examples:
   toolgym index info indexes/scifact-bm25s --corpus ../shared/data/beir_scifact   # exit 1 if it changed
 """
 
-_BACKENDS = ("bm25s", "pyserini", "faiss")
-
 
 def add_index_command(subparsers: Any) -> None:
     """Add `index build` and `index info` to the `toolgym` command's subparsers."""
@@ -70,7 +70,7 @@ def add_index_command(subparsers: Any) -> None:
         formatter_class=Formatter,
     )
     build.add_argument("--corpus", required=True, metavar="PATH", help="corpus file or BEIR folder")
-    build.add_argument("--backend", required=True, choices=_BACKENDS, help="index type")
+    build.add_argument("--backend", required=True, choices=INDEX_BACKENDS, help="index type")
     build.add_argument("--out", required=True, metavar="DIR", help="index directory to create (new or empty)")
     build.add_argument("--format", dest="corpus_format", default=None, help="corpus format (default: detected)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
@@ -109,12 +109,12 @@ def add_index_command(subparsers: Any) -> None:
 
 def _build_params(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    names = {"bm25s": ("k1", "b", "stemmer", "stopwords"), "pyserini": ("k1", "b", "threads", "heap"), "faiss": ()}
+    names = {"bm25s": ("k1", "b", "stemmer", "stopwords"), "pyserini": ("k1", "b", "threads", "heap")}
     for name in ("k1", "b", "stemmer", "stopwords", "threads", "heap"):
         value = getattr(args, name)
         if value is None:
             continue
-        if name not in names[args.backend]:
+        if name not in names.get(args.backend, ()):
             raise ValueError(f"--{name} does not apply to the {args.backend} backend")
         params[name] = None if name in ("stemmer", "stopwords") and value.lower() == "none" else value
     if args.encoder is not None:
@@ -156,7 +156,7 @@ def _size_on_disk(directory: Any) -> int:
 
 def run_index_info(args: argparse.Namespace) -> int:
     """Handler of `toolgym index info`: the manifest, readably (or as JSON), and an optional corpus check."""
-    from .index import IndexMismatchError, check_corpus, read_manifest
+    from .manifest import IndexMismatchError, check_corpus, read_manifest
 
     try:
         manifest = read_manifest(args.index_dir)

@@ -29,7 +29,7 @@ from toolgym.retriever_contract import Document, Hit
 
 from .docstore import DocStore, save_documents
 from .encoders import Encoder, l2_normalize, load_encoder
-from .index import IndexFormatError, IndexMismatchError, read_manifest, write_manifest
+from .manifest import IndexFormatError, IndexMismatchError, path_inside, read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -334,7 +334,7 @@ class FaissRetriever:
             raise TypeError(f"encoder options {sorted(encoder_options)} only apply when no encoder is given")
         check_encoder(record, encoder, directory, check_spec=check_spec)
         documents = DocStore(directory, record=manifest.get("docstore"), verify=verify)
-        index = faiss.read_index(str(directory / manifest.get("index_file", INDEX_FILE)))
+        index = faiss.read_index(str(path_inside(directory, manifest.get("index_file", INDEX_FILE))))
         if index.ntotal != len(documents):
             raise IndexFormatError(
                 f"{directory}: the index holds {index.ntotal} vectors but the store {len(documents)} documents"

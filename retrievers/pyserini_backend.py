@@ -34,7 +34,7 @@ from toolgym.retriever_contract import Document, Hit
 
 from ._jvm import anserini_jar, boot_jvm, check_heap, java_runtime
 from .docstore import DocStore, save_documents
-from .index import read_manifest, write_manifest
+from .manifest import read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
