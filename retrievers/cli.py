@@ -74,6 +74,11 @@ def add_index_command(subparsers: Any) -> None:
     build.add_argument("--out", required=True, metavar="DIR", help="index directory to create (new or empty)")
     build.add_argument("--format", dest="corpus_format", default=None, help="corpus format (default: detected)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
+    build.add_argument(
+        "--allow-duplicate-ids",
+        action="store_true",
+        help="keep records that repeat a document id (counted in a warning) instead of failing",
+    )
     build.add_argument("--no-progress", action="store_true", help="no progress display (logs only)")
     sparse = build.add_argument_group("BM25 (bm25s, pyserini)")
     sparse.add_argument("--k1", type=float, default=None, help="term-frequency saturation (default 0.9)")
@@ -138,6 +143,7 @@ def run_index_build(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             corpus_format=args.corpus_format,
+            duplicate_ids="warn" if args.allow_duplicate_ids else "error",
             **params,
         )
     except (FileNotFoundError, FileExistsError, ValueError, ImportError, RuntimeError, TypeError) as exc:

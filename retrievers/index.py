@@ -91,9 +91,12 @@ def build_index(
     overwrite: bool = False,
     progress: bool = True,
     corpus_format: str | None = None,
+    duplicate_ids: str = "error",
     **params: Any,
 ) -> dict[str, Any]:
     """Index the corpus at `corpus_path` with `backend` into `out_dir`; returns the manifest.
+
+    `duplicate_ids` ("error" or "warn") is what a repeated document id does (see `iter_documents`).
 
     `params` are the backend's: bm25s `k1, b, stemmer, stopwords, method`; pyserini `k1, b,
     threads, heap, store_docvectors`; faiss `encoder` (a spec such as "st:minilm") plus its index options.
@@ -119,7 +122,9 @@ def build_index(
     try:
         with DocStoreWriter(staging) as writer:
             for doc in _progress_documents(
-                iter_documents(corpus_path, format=corpus_format), "reading corpus", progress
+                iter_documents(corpus_path, format=corpus_format, duplicate_ids=duplicate_ids),
+                "reading corpus",
+                progress,
             ):
                 writer.add(doc)
             docstore_record = writer.close()

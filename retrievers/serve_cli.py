@@ -29,11 +29,17 @@ examples:
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, *, with_url: bool) -> None:
+    """Add --index / --corpus (/ --url) and the backend options that say what to search."""
     source = parser.add_argument_group("what to search (one of)")
     source.add_argument("--index", metavar="DIR", help="an index directory built by `toolgym index build`")
     source.add_argument("--corpus", metavar="FILE", help="a corpus file or BEIR folder, indexed in memory")
     if with_url:
         source.add_argument("--url", help="a running retrieval server (Search-R1 protocol)")
+    source.add_argument(
+        "--allow-duplicate-ids",
+        action="store_true",
+        help="with --corpus: keep records that repeat a document id (counted in a warning) instead of failing",
+    )
     source.add_argument("--backend", default="bm25s", help="backend for --corpus (bm25s, pyserini, faiss, …)")
     source.add_argument(
         "--param", dest="params", action="append", type=key_value_argument, default=[], metavar="KEY=VALUE",
@@ -63,7 +69,8 @@ def load_retriever(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         from . import build_retriever
         from .corpus import iter_documents
 
-        documents = list(iter_documents(args.corpus))
+        policy = "warn" if getattr(args, "allow_duplicate_ids", False) else "error"
+        documents = list(iter_documents(args.corpus, duplicate_ids=policy))
         try:
             retriever = build_retriever(args.backend, documents, **dict(args.params))
         except TypeError as exc:  # an unknown --param name reaches the backend's constructor
