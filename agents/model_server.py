@@ -67,7 +67,7 @@ class Batcher:
         self._complete = getattr(agent, "complete", None) if _accepts_keyword(agent, "sampling", "complete") else None
         self._batcher: MicroBatcher[AgentRequest, ServedTurn] = MicroBatcher(
             lambda sampling, requests: self._act(requests, sampling),
-            window_s=limits.gather_window_s,
+            batch_wait_s=limits.batch_wait_ms / 1000,
             max_batch_size=limits.max_batch_size,
             max_pending=limits.max_pending,
             thread_name="toolgym-agent",

@@ -40,10 +40,11 @@ class ServerLimits:
     """A request still unanswered after this long gets a 504."""
     body_timeout_s: float = 30.0
     """A request body still arriving after this long gets a 408, so a stalled client cannot hold a handler."""
+    batch_wait_ms: float = 10.0
+    """How long the batcher waits for more requests after the first one arrives (same knob as the
+    retrieval server's `ServerConfig.batch_wait_ms`)."""
     max_batch_size: int = 32
-    """Most conversations in one `agent.act` call."""
-    gather_window_s: float = 0.01
-    """How long the batcher waits for more requests after the first one arrives."""
+    """Most conversations (requests) in one `agent.act` call."""
     max_pending: int = 1024
     """Requests queued beyond this get a 503 (back-pressure instead of unbounded memory)."""
 

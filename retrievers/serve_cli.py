@@ -107,14 +107,23 @@ def add_serve_retriever_command(subparsers: Any) -> None:
     net.add_argument("--access-log", action="store_true", help="log every request")
     limits = parser.add_argument_group("limits and batching")
     limits.add_argument("--topk", type=int, default=3, help="top-k when a request sends none (Search-R1: 3)")
-    limits.add_argument("--max-queries", type=int, default=256, help="most queries per request (422 beyond)")
+    limits.add_argument(
+        "--max-queries", type=int, default=4096,
+        help="most queries per request (422 beyond); Search-R1's trainer sends 512 (PPO) or 2,560 (GRPO) in one",
+    )  # fmt: skip
     limits.add_argument("--max-query-chars", type=int, default=4096, help="longest query (422 beyond)")
     limits.add_argument("--max-topk", type=int, default=100, help="largest top-k (422 beyond)")
-    limits.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest body (413 beyond)")
+    limits.add_argument("--max-body-bytes", type=int, default=16 << 20, help="largest body (413 beyond)")
     limits.add_argument("--timeout", type=float, default=30.0, help="seconds per request (504 beyond)")
     limits.add_argument("--no-batching", action="store_true", help="one backend call per request")
     limits.add_argument("--batch-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
-    limits.add_argument("--max-batch-queries", type=int, default=1024, help="queries per backend call at most")
+    limits.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=1024,
+        help="queries gathered into one backend call (one larger request is one call)",
+    )
+    limits.add_argument("--max-pending", type=int, default=65536, help="queries queued at most (503 beyond)")
     limits.add_argument("--backend-threads", type=int, default=1, help="threads calling the backend")
     parser.set_defaults(handler=serve_retriever)
 
@@ -133,7 +142,8 @@ def serve_retriever(args: argparse.Namespace) -> int:
             request_timeout_s=args.timeout,
             micro_batching=not args.no_batching,
             batch_wait_ms=args.batch_wait_ms,
-            max_batch_queries=args.max_batch_queries,
+            max_batch_size=args.max_batch_size,
+            max_pending=args.max_pending,
             backend_threads=args.backend_threads,
         )
         retriever, info = load_retriever(args)

@@ -10,7 +10,7 @@ corpus (backend, document count) and the server's limits.
 Why micro-batching: RL rollouts send many small concurrent requests (one query per env step), while
 every backend answers a batch much faster per query than one query at a time (bm25s scores a batch
 with one sparse product; a dense encoder fills a GPU). The batcher gathers requests for up to
-``batch_wait_ms`` (or until ``max_batch_queries``), runs one backend `search` per distinct top-k in a
+``batch_wait_ms`` (or until ``max_batch_size``), runs one backend `search` per distinct top-k in a
 worker thread, and hands each request its slice. If that call fails, each request is retried alone,
 so a query that breaks the backend fails only the request that sent it. While a batch runs, new requests queue up, so the
 next batch grows with the load.
@@ -47,14 +47,16 @@ class ServerConfig:
 
     default_topk: int = 3
     """Top-k used when a request sends no `topk` (or 0/null, as Search-R1's server does); Search-R1's default is 3."""
-    max_queries: int = 256
-    """Most queries in one request (422 beyond): one request must not hold the backend for long."""
+    max_queries: int = 4_096
+    """Most queries in one request (422 beyond). Search-R1's trainer sends its whole rollout batch in one
+    request (512 queries in its PPO script, 2,560 in its GRPO script), so the default leaves room for both."""
     max_query_chars: int = 4_096
     """Longest query in characters (422 beyond); Search-v0 already cuts queries at 2,000."""
     max_topk: int = 100
     """Largest top-k a request may ask for (422 beyond)."""
-    max_body_bytes: int = 1 << 20
-    """Largest request body in bytes, checked before parsing (413 beyond)."""
+    max_body_bytes: int = 16 << 20
+    """Largest request body in bytes, checked before parsing (413 beyond): room for `max_queries`
+    queries of 4 KB (a 2,560-query Search-R1 batch is about 0.3 MB)."""
     request_timeout_s: float = 30.0
     """Time a request may take from its arrival to its results, body upload and queueing included
     (408 beyond while the body is still arriving, 504 beyond while it waits for results)."""
@@ -62,9 +64,10 @@ class ServerConfig:
     """Coalesce concurrent requests into one backend call (False: one backend call per request)."""
     batch_wait_ms: float = 2.0
     """How long the batcher waits for more requests after the first one arrives."""
-    max_batch_queries: int = 1_024
-    """A batch stops gathering once it holds this many queries."""
-    max_pending_queries: int = 65_536
+    max_batch_size: int = 1_024
+    """A batch stops gathering more requests once it holds this many queries (one larger request is
+    still answered by one backend call)."""
+    max_pending: int = 65_536
     """Queries waiting in the queue beyond which new requests get 503 (with Retry-After)."""
     backend_threads: int = 1
     """Worker threads that call the backend (1 serializes calls, which JVM-backed searchers need)."""
@@ -77,8 +80,8 @@ class ServerConfig:
             raise ValueError(f"default_topk {self.default_topk} exceeds max_topk {self.max_topk}")
         if self.request_timeout_s <= 0 or self.batch_wait_ms < 0:
             raise ValueError("request_timeout_s must be positive and batch_wait_ms non-negative")
-        if self.max_batch_queries < 1 or self.max_pending_queries < 1 or self.backend_threads < 1:
-            raise ValueError("max_batch_queries, max_pending_queries and backend_threads must be at least 1")
+        if self.max_batch_size < 1 or self.max_pending < 1 or self.backend_threads < 1:
+            raise ValueError("max_batch_size, max_pending and backend_threads must be at least 1")
 
 
 @dataclass
@@ -105,9 +108,9 @@ class BackendRunner:
         self.stats = BackendStats()
         self._batcher: MicroBatcher[list[str], list[list[Hit]]] = MicroBatcher(
             self._search_requests,
-            window_s=config.batch_wait_ms / 1000,
-            max_batch_size=config.max_batch_queries,
-            max_pending=config.max_pending_queries,
+            batch_wait_s=config.batch_wait_ms / 1000,
+            max_batch_size=config.max_batch_size,
+            max_pending=config.max_pending,
             size_of=len,
             threads=config.backend_threads,
             thread_name="retriever",
@@ -128,7 +131,7 @@ class BackendRunner:
     async def search(self, queries: list[str], k: int) -> list[list[Hit]]:
         """Hits for `queries`, exactly as `retriever.search(queries, k)` would return them.
 
-        Raises `BatcherBusy` when `max_pending_queries` queries are already waiting.
+        Raises `BatcherBusy` when `max_pending` queries are already waiting.
         """
         self.stats.requests += 1
         self.stats.queries += len(queries)
@@ -189,7 +192,10 @@ def validate_request(payload: Any, config: ServerConfig) -> tuple[list[str], int
     if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
         raise ValueError("'queries' must be a list of strings")
     if len(queries) > config.max_queries:
-        raise ValueError(f"{len(queries)} queries in one request; this server takes at most {config.max_queries}")
+        raise ValueError(
+            f"{len(queries)} queries in one request; this server takes at most {config.max_queries} "
+            "(start it with a larger --max-queries)"
+        )
     for i, query in enumerate(queries):
         if len(query) > config.max_query_chars:
             raise ValueError(f"query {i} has {len(query)} characters; the limit is {config.max_query_chars}")
