@@ -27,7 +27,7 @@ from typing import Any
 from toolgym.envs.base import ChatEnv, TurnResult
 from toolgym.envs.tasks import ProceduralTasks
 from toolgym.retrieval import Document, Hit, Retriever
-from toolgym.tool_calls import ToolCall, parse_turn, tool_instructions, tool_result_message
+from toolgym.tool_calls import ToolCall
 
 from . import protocol
 from .loaders import SearchTask, is_answer_only, load_corpus, load_rows, parse_row, shared_documents
@@ -195,7 +195,7 @@ class SearchEnv(ChatEnv[SearchTask]):
         if self.tool_format == "search_r1":
             prompt = protocol.SEARCH_R1_PROMPT.format(question=protocol.search_r1_question(task.question))
             return [{"role": "user", "content": prompt}]
-        system = protocol.NATIVE_SYSTEM_PROMPT + "\n\n" + tool_instructions(self.tools, self.tool_format)
+        system = protocol.NATIVE_SYSTEM_PROMPT + "\n\n" + self.dialect.instructions(self.tools)
         return [{"role": "system", "content": system}, {"role": "user", "content": f"Question: {task.question}"}]
 
     def reset_info(self, task: SearchTask) -> dict[str, Any]:
@@ -208,7 +208,7 @@ class SearchEnv(ChatEnv[SearchTask]):
     # --- one assistant turn ---------------------------------------------------------------------
 
     def take_turn(self, action: Any) -> TurnResult:
-        parsed = parse_turn(action, self.tool_format)
+        parsed = self.dialect.parse(action)
         info: dict[str, Any] = {
             "tool_calls": [call.to_dict() for call in parsed.tool_calls],
             "retrieved_doc_ids": [],
@@ -264,7 +264,7 @@ class SearchEnv(ChatEnv[SearchTask]):
             problem = self._check_call(call, len(runnable))
             if problem:
                 errors.append(problem)
-                messages.append(tool_result_message(call, f"Error: {problem}", self.tool_format))
+                messages.append(self.dialect.tool_result_message(call, f"Error: {problem}"))
             else:
                 runnable.append((call, call.arguments["query"][:MAX_QUERY_CHARS]))
                 messages.append(None)  # filled with the results below
@@ -278,7 +278,7 @@ class SearchEnv(ChatEnv[SearchTask]):
             (call, _), hits = next(results)
             passages = protocol.format_passages(list(hits), self.max_obs_chars)
             content = protocol.information_block(passages) if self.tool_format == "search_r1" else passages
-            messages[position] = tool_result_message(call, content, self.tool_format)
+            messages[position] = self.dialect.tool_result_message(call, content)
             observed.append(passages if hits else "")
             info["retrieved_doc_ids"].extend(hit.doc_id for hit in hits)
             self._remember(hits)
