@@ -111,3 +111,11 @@ def test_the_fold_reads_only_literals():
 def test_python_dialect_refuses_an_unknown_decoding():
     with pytest.raises(ValueError, match="official"):
         PythonDialect("loose")
+
+
+def test_official_decoding_of_megabyte_inputs_is_quick_and_never_raises():
+    inputs = ["[f(" * 100_000, "(" * 1_000_000, "\x00\xff" * 500_000, "[" + "[" * 40_000 + "]" * 40_000 + "]"]
+    started = time.perf_counter()
+    for text in inputs:
+        assert official(text).errors
+    assert time.perf_counter() - started < 5.0
