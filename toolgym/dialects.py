@@ -38,8 +38,6 @@ class Dialect:
     name: ClassVar[str] = ""
     native: ClassVar[bool] = False
     """Calls travel as OpenAI ``tool_calls`` on a message dict, not inside the text."""
-    reads_native_calls: ClassVar[bool] = True
-    """Native ``tool_calls`` on a message dict are read as well (an OpenAI-compatible server parsed them)."""
 
     def parse(self, action: Any) -> ParsedTurn:
         """What an assistant action (a `str` or a message dict) asks for. Never raises on model output."""
@@ -49,7 +47,8 @@ class Dialect:
             )
         text = turn_text(action)
         parsed = self.parse_text(text, action)
-        if self.reads_native_calls and not self.native and isinstance(action, dict) and action.get("tool_calls"):
+        # A text dialect also reads native tool_calls (an OpenAI-compatible server may have parsed them).
+        if not self.native and isinstance(action, dict) and action.get("tool_calls"):
             native = parse_openai(action)
             parsed.tool_calls.extend(native.tool_calls)
             parsed.errors.extend(native.errors)
@@ -107,7 +106,6 @@ class SearchR1Dialect(Dialect):
     as a user turn holding ``<information>…</information>`` (the env formats it)."""
 
     name: ClassVar[str] = "search_r1"
-    reads_native_calls: ClassVar[bool] = False
     stop_strings: ClassVar[tuple[str, ...]] = ("</search>", "</answer>")
     """Search-R1 cuts each response after the first of these (`search_r1_cut`)."""
 
