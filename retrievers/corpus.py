@@ -332,15 +332,18 @@ class DuplicateIdError(CorpusFormatError):
 
 
 class _IdCounter:
-    """8-byte digests of every id (168 MB for 21M passages, where a set of the ids would take GBs)."""
+    """A 64-bit hash of every id (168 MB for 21M passages, where a set of the ids would take GBs).
+
+    Python's own string hash is used: it is salted per process, which is fine because both passes
+    (this one and `_duplicate_examples`, which confirms the exact ids) run in the same process.
+    """
 
     def __init__(self) -> None:
         self._digests = array.array("Q")
 
     @staticmethod
     def digest(doc_id: str) -> int:
-        raw = hashlib.blake2b(doc_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-        return int.from_bytes(raw, "little")
+        return hash(doc_id) & 0xFFFF_FFFF_FFFF_FFFF
 
     def add(self, doc_id: str) -> None:
         self._digests.append(self.digest(doc_id))
