@@ -184,6 +184,7 @@ def run_index_info(args: argparse.Namespace) -> int:
         ("documents", f"{manifest.get('n_documents', '?'):,}" if isinstance(manifest.get("n_documents"), int) else "?"),
         ("params", ", ".join(f"{k}={v}" for k, v in (manifest.get("params") or {}).items()) or "-"),
         ("encoder", encoder.get("spec", "-") if encoder else "-"),
+        ("settings sha256", manifest["settings_sha256"]),
         ("corpus", corpus.get("path", "- (saved from in-memory documents)")),
         ("corpus sha256", corpus.get("sha256", "-")),
         ("corpus format", corpus.get("format", "-")),
