@@ -27,6 +27,7 @@ from typing import Any
 from toolgym.tool_calls import ParsedTurn, parse_turn, tool_instructions, tool_result_message
 
 from ..base import ChatEnv, TurnResult
+from ..observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from ..tasks import ProceduralTasks
 from .bfcl_checker import check_bfcl
 from .bfcl_data import UNSUPPORTED_CATEGORIES, category_of, is_relevance_category, load_bfcl, to_openai_tool
@@ -62,7 +63,8 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
     """Function calling: BFCL AST-checked questions (`dataset="bfcl:<category>"`, a question-file path)
     or procedurally generated stateful tool worlds (`dataset="procedural"`, the default); `dataset` may
     also be a list of rows of either kind. `categories` picks BFCL categories for a bare "bfcl" /
-    "bfcl_v4" spec, or tool-world domains ("fs", "bank", "shop") for the procedural world."""
+    "bfcl_v4" spec, or tool-world domains ("fs", "bank", "shop") for the procedural world. `max_tool_calls_per_turn` and
+    `max_observation_chars` bound one observation (`toolgym.envs.observation_limits`)."""
 
     env_id = "FunctionCall-v0"
 
@@ -75,6 +77,8 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
         max_turns: int | None = None,
         categories: Sequence[str] | None = None,
         render_mode: str | None = None,
+        max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
+        max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
     ):
         if isinstance(dataset, list):  # rows in memory: BFCL rows or tool-world rows
             tasks: Any = dataset
@@ -96,6 +100,8 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
             tool_format=tool_format or ("python" if bfcl else "hermes"),
             allowed_formats=FUNCTION_CALL_FORMATS,
             render_mode=render_mode,
+            max_tool_calls_per_turn=max_tool_calls_per_turn,
+            max_observation_chars=max_observation_chars,
         )
 
     # --- tasks ---------------------------------------------------------------------------------
@@ -157,7 +163,7 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
     def take_turn(self, action: Any) -> TurnResult:
         parsed = parse_turn(action, self.tool_format)
         if isinstance(self.task, WorldTask):
-            return self._world_turn(self.task, parsed)
+            return self._world_turn(self.task, self.limit_calls(parsed))
         assert isinstance(self.task, BfclTask)
         return self._bfcl_turn(self.task, parsed)
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from toolgym.envs.base import ChatEnv, TurnResult
+from toolgym.envs.observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from toolgym.envs.tasks import ProceduralTasks
 from toolgym.retrieval import Document, Hit, Retriever
 from toolgym.tool_calls import ToolCall, parse_turn, tool_instructions, tool_result_message
@@ -77,6 +78,8 @@ class SearchEnv(ChatEnv[SearchTask]):
         reward_metric: which score is the reward: "em" (default), "f1" or "subem".
         world_seed, n_entities, n_distractors, paragraphs_per_entity, hops: the procedural world
             and its questions (hops 1 or 2; None mixes both).
+        max_tool_calls_per_turn, max_observation_chars: bounds on one observation
+            (`toolgym.envs.observation_limits`).
     """
 
     env_id = "Search-v0"
@@ -100,6 +103,8 @@ class SearchEnv(ChatEnv[SearchTask]):
         paragraphs_per_entity: int = 1,
         hops: int | None = None,
         render_mode: str | None = None,
+        max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
+        max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
     ):
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
@@ -133,7 +138,14 @@ class SearchEnv(ChatEnv[SearchTask]):
                 )
         if corpus is not None and corpus not in ("per_question", "shared"):
             load_corpus(str(corpus))  # fail now, with the path in the message, not at the first reset
-        super().__init__(tasks, max_turns=max_turns, tool_format=tool_format, render_mode=render_mode)
+        super().__init__(
+            tasks,
+            max_turns=max_turns,
+            tool_format=tool_format,
+            render_mode=render_mode,
+            max_tool_calls_per_turn=max_tool_calls_per_turn,
+            max_observation_chars=max_observation_chars,
+        )
         self.corpus = corpus
         self.retriever_spec = retriever
         self.retriever_kwargs = dict(retriever_kwargs or {})
@@ -208,7 +220,7 @@ class SearchEnv(ChatEnv[SearchTask]):
     # --- one assistant turn ---------------------------------------------------------------------
 
     def take_turn(self, action: Any) -> TurnResult:
-        parsed = parse_turn(action, self.tool_format)
+        parsed = self.limit_calls(parse_turn(action, self.tool_format))
         info: dict[str, Any] = {
             "tool_calls": [call.to_dict() for call in parsed.tool_calls],
             "retrieved_doc_ids": [],
@@ -223,6 +235,7 @@ class SearchEnv(ChatEnv[SearchTask]):
             info.update(invalid_action=True, tool_error="; ".join(parsed.errors) or None)
             return TurnResult([{"role": "user", "content": protocol.INVALID_ACTION_MESSAGE}], info=info)
         unanswered_ids = self._unanswered_call_ids(action, parsed.tool_calls)
+        unanswered_ids = unanswered_ids[: max(0, self.max_tool_calls_per_turn - len(parsed.tool_calls))]
         if parsed.tool_calls or unanswered_ids:
             return self._search_turn(
                 parsed.tool_calls, [(i, parsed.errors) for i in unanswered_ids], info, parsed.errors
