@@ -21,7 +21,7 @@ import math
 from typing import Any
 
 MAX_INT_DIGITS = 1000
-MAX_INT_BITS = int(MAX_INT_DIGITS * math.log2(10)) + 1
+_INT_LIMIT = 10**MAX_INT_DIGITS  # integers at or past this have more than MAX_INT_DIGITS digits
 MAX_DEPTH = 100
 MAX_NODES = 100_000
 MAX_LISTED_PROBLEMS = 20
@@ -44,7 +44,7 @@ def _problem(value: Any, depth: int, budget: list[int]) -> str | None:
     if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
         return None
     if isinstance(value, int):
-        if value.bit_length() > MAX_INT_BITS:
+        if _too_long(value):
             return f"hold an integer with more than {MAX_INT_DIGITS} digits"
         return None
     if isinstance(value, (list, tuple)):
@@ -53,7 +53,7 @@ def _problem(value: Any, depth: int, budget: list[int]) -> str | None:
         for key in value:
             if not isinstance(key, _SCALAR_KEYS):
                 return f"hold a {type(key).__name__} dict key, which JSON cannot carry"
-            if isinstance(key, int) and key.bit_length() > MAX_INT_BITS:
+            if isinstance(key, int) and _too_long(key):
                 return f"hold an integer key with more than {MAX_INT_DIGITS} digits"
         items = value.values()
     else:
@@ -92,7 +92,7 @@ def _safe(value: Any, path: str, depth: int, problems: list[str], replace_surrog
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
-        if value.bit_length() > MAX_INT_BITS:
+        if _too_long(value):
             return _marker(f"an integer of {value.bit_length()} bits", path, problems)
         return int(value)
     if isinstance(value, float):
@@ -123,6 +123,10 @@ def _safe(value: Any, path: str, depth: int, problems: list[str], replace_surrog
     return _marker(f"a {type(value).__name__} value", path, problems)
 
 
+def _too_long(value: int) -> bool:
+    return abs(value) >= _INT_LIMIT
+
+
 def _key_text(key: Any) -> str | None:
     """A dict key as the standard library's json writes it, or None for keys it refuses."""
     if isinstance(key, str):
@@ -132,7 +136,7 @@ def _key_text(key: Any) -> str | None:
     if isinstance(key, bool):
         return "true" if key else "false"
     if isinstance(key, int):
-        return str(key) if key.bit_length() <= MAX_INT_BITS else None
+        return None if _too_long(key) else str(key)
     if isinstance(key, float):
         return repr(key) if math.isfinite(key) else None
     return None
