@@ -156,7 +156,7 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
                 f"step() was called after episode {self.task_id!r} ended (turn {self.turn}); call env.reset() to start a new one"
             )
         self.turn += 1
-        self.transcript.append(action if isinstance(action, dict) else {"role": "assistant", "content": str(action)})
+        self.transcript.append(action if isinstance(action, dict) else {"role": "assistant", "content": _as_text(action)})
         result = self.take_turn(action)
         info = {
             "task_id": self.task_id,
@@ -190,3 +190,13 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
         if self.render_mode != "ansi":
             return None
         return "\n\n".join(f"[{m.get('role', '?')}] {m.get('content') or m.get('tool_calls')}" for m in self.transcript)
+
+
+def _as_text(action: Any) -> str:
+    """The transcript text of a non-dict action; str() itself can fail (an int past 4,300 digits)."""
+    if isinstance(action, str):
+        return action
+    try:
+        return str(action)
+    except Exception:  # any object's __str__ may raise; the turn is still recorded
+        return f"<unprintable {type(action).__name__} action>"
