@@ -5,7 +5,7 @@ markers) mixed with arbitrary text, and from native tool-call dicts with arbitra
 arguments. For every action: `step` returns, the observation lies in the declared observation
 space, and the info encodes as a results row without any value needing the safe form.
 
-The budget is fixed (derandomized, 50 examples per env and dialect, no deadline), so the test is
+The budget is fixed (derandomized, 50 examples per env and dialect, BFCL rows included, no deadline), so the test is
 deterministic and takes seconds.
 """
 
@@ -115,6 +115,19 @@ def _actions(names: list[str]) -> st.SearchStrategy:
     return st.lists(turn, min_size=1, max_size=3)
 
 
+BFCL_ROW = {  # a BFCL parallel question (format of BFCL_v4_parallel.json plus its possible answer)
+    "id": "parallel_0",
+    "question": [[{"role": "user", "content": "Weather in Paris and in Rome?"}]],
+    "function": [
+        {
+            "name": "weather.get",
+            "description": "Weather of a city.",
+            "parameters": {"type": "dict", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        }
+    ],
+    "ground_truth": [{"weather.get": {"city": ["Paris"]}}, {"weather.get": {"city": ["Rome"]}}],
+}
+
 CASES = [
     ("Math-v0", "hermes", lambda: MathEnv(tools=True, tool_format="hermes")),
     ("Math-v0", "python", lambda: MathEnv(tools=True, tool_format="python")),
@@ -123,6 +136,8 @@ CASES = [
     ("FunctionCall-v0", "hermes", lambda: FunctionCallEnv(tool_format="hermes")),
     ("FunctionCall-v0", "python", lambda: FunctionCallEnv(tool_format="python")),
     ("FunctionCall-v0", "openai", lambda: FunctionCallEnv(tool_format="openai")),
+    ("FunctionCall-v0", "bfcl python", lambda: FunctionCallEnv([BFCL_ROW], tool_format="python")),
+    ("FunctionCall-v0", "bfcl openai", lambda: FunctionCallEnv([BFCL_ROW], tool_format="openai")),
     ("Search-v0", "search_r1", lambda: SearchEnv(n_entities=30)),
     ("Search-v0", "hermes", lambda: SearchEnv(n_entities=30, tool_format="hermes")),
     ("Search-v0", "python", lambda: SearchEnv(n_entities=30, tool_format="python")),
