@@ -22,6 +22,7 @@ import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from toolgym.tool_calls import ParsedTurn, parse_turn, tool_instructions, tool_result_message
@@ -30,8 +31,9 @@ from ..base import ChatEnv, TurnResult
 from ..observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from ..tasks import ProceduralTasks
 from .bfcl_checker import check_bfcl
-from .bfcl_data import UNSUPPORTED_CATEGORIES, category_of, is_relevance_category, load_bfcl, to_openai_tool
-from .world import SYSTEM_PROMPT, generate_world_task, goal_met, is_world_row
+from .bfcl_data import category_of, load_bfcl, to_openai_tool
+from .rows import check_function_call_row
+from .world import SYSTEM_PROMPT, check_world_difficulty, generate_world_task, goal_met, is_world_row
 from .world_tools import ToolWorld
 
 FUNCTION_CALL_FORMATS = ("hermes", "python", "openai")
@@ -87,11 +89,10 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
             tasks, bfcl = load_bfcl(dataset, categories), True
         else:
             bfcl = False
-            if not isinstance(difficulty, int) or difficulty < 1:
-                raise ValueError(f"difficulty must be an integer >= 1, got {difficulty!r}")
+            check_world_difficulty(difficulty)
             domains = list(categories) if categories else None
             generate_world_task(0, difficulty, domains)  # fail fast on bad domains
-            tasks = ProceduralTasks(lambda seed: generate_world_task(seed, difficulty, domains))
+            tasks = ProceduralTasks(partial(generate_world_task, difficulty=difficulty, domains=domains))
         self.dataset = dataset if isinstance(dataset, str) else "rows"
         self.difficulty = difficulty
         super().__init__(
@@ -107,24 +108,11 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
     # --- tasks ---------------------------------------------------------------------------------
 
     def load_task(self, row: dict[str, Any], index: int | None) -> BfclTask | WorldTask:
+        kind = check_function_call_row(row)  # TaskRowError naming the field of a malformed row
         row = copy.deepcopy(row)  # the episode must not share objects with the dataset or the caller
-        if is_world_row(row):
+        if kind == "tool_world":
             return WorldTask(row=row, world=ToolWorld(row["initial_state"]))
-        missing = [k for k in ("id", "question", "function") if k not in row]
-        if missing:
-            raise ValueError(
-                f"task row lacks {missing}: expected a BFCL row (id, question, function, ground_truth) "
-                "or a tool-world row (initial_state, goal, goal_state)"
-            )
-        category = category_of(str(row["id"]))
-        if category in UNSUPPORTED_CATEGORIES:
-            raise ValueError(
-                f"BFCL row {row['id']!r}: category {category!r} needs Java/JavaScript type converters (not implemented)"
-            )
-        if not is_relevance_category(category) and "ground_truth" not in row:
-            raise ValueError(
-                f"BFCL row {row['id']!r} (category {category!r}) needs its 'ground_truth' from possible_answer"
-            )
+        category = category_of(row["id"])
         sanitize = self.tool_format == "openai"
         tools = [to_openai_tool(doc, sanitize_name=sanitize) for doc in row["function"]]
         name_map = {tool["function"]["name"]: doc["name"] for tool, doc in zip(tools, row["function"])}

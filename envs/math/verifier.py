@@ -329,11 +329,27 @@ class MathVerifier:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.timeout_s = timeout_s
         self.string_match = string_match
+        self._settings = {
+            "timeout_s": timeout_s,
+            "workers": workers,
+            "start_timeout_s": start_timeout_s,
+            "memory_limit_mb": memory_limit_mb,
+            "string_match": string_match,
+        }
         self._all_workers = [_Worker(start_timeout_s, memory_limit_mb) for _ in range(workers)]
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         for worker in self._all_workers:
             self._idle.put(worker)
         _LIVE_VERIFIERS.add(self)
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickle as the settings: worker processes and pipes cannot travel, so the copy starts its
+        own workers on first use (an env holding a verifier pickles for vector envs and Ray)."""
+        return (_verifier_from_settings, (self._settings,))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MathVerifier:
+        """A verifier is a stateless, thread-safe service: copies of an env share it."""
+        return self
 
     def verify(self, gold: str, prediction: str, *, timeout_s: float | None = None) -> VerifyResult:
         """Is `prediction` mathematically equal to `gold`? Never raises on model text."""
@@ -388,6 +404,10 @@ class MathVerifier:
         """Stop the worker processes (a later call starts them again)."""
         for worker in self._all_workers:
             worker.close()
+
+
+def _verifier_from_settings(settings: dict[str, Any]) -> MathVerifier:
+    return MathVerifier(**settings)
 
 
 _shared: MathVerifier | None = None

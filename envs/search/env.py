@@ -22,10 +22,12 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from toolgym.envs.base import ChatEnv, TurnResult
 from toolgym.envs.observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
+from toolgym.envs.rows import TaskRowError
 from toolgym.envs.tasks import ProceduralTasks
 from toolgym.retrieval import Document, Hit, Retriever
 from toolgym.tool_calls import ToolCall, parse_turn, tool_instructions, tool_result_message
@@ -33,7 +35,7 @@ from toolgym.tool_calls import ToolCall, parse_turn, tool_instructions, tool_res
 from . import protocol
 from .loaders import SearchTask, is_answer_only, load_corpus, load_rows, parse_row, shared_documents
 from .qa_metrics import answer_in_text, answer_scores, supporting_recall
-from .world import WorldConfig, get_world, world_from_row
+from .world import WorldConfig, get_world, world_from_row, world_question_row
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +123,8 @@ class SearchEnv(ChatEnv[SearchTask]):
         if self.procedural:
             if corpus == "per_question":
                 raise ValueError("the procedural world has one shared corpus; leave corpus=None")
-            world = get_world(self.world_config)
-            tasks: Any = ProceduralTasks(lambda index: world.question_row(index, hops))
+            get_world(self.world_config)  # build (and cache) the world now: a bad config fails here
+            tasks: Any = ProceduralTasks(partial(world_question_row, self.world_config, hops))
             self._rows: list[dict[str, Any]] = []
         else:
             self._rows = load_rows(dataset, split=split) if isinstance(dataset, str) else list(dataset)
@@ -157,6 +159,23 @@ class SearchEnv(ChatEnv[SearchTask]):
         self._own_shared_index: Retriever | None = None
         self._reset_episode_state()
 
+    # --- pickling: vector envs in subprocesses, Ray workers, deepcopy for tree search -------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Drop indices this env built from a backend name: they are rebuilt (or taken from this
+        process's index cache) on unpickle, so a copy never serializes a whole index. A retriever
+        object the caller passed in travels as it is and must pickle itself."""
+        state = self.__dict__.copy()
+        if isinstance(self.retriever_spec, str):
+            state["retriever"] = None
+            state["_own_shared_index"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.retriever is None and self.task is not None:
+            self.retriever = self._retriever_for(self.task)
+
     # --- tasks and their indices ----------------------------------------------------------------
 
     def _reset_episode_state(self) -> None:
@@ -188,14 +207,19 @@ class SearchEnv(ChatEnv[SearchTask]):
             key = ("shared", self.dataset_spec, *backend)
             return _cached_index(key, lambda: self._build(shared_documents(self._rows)))
         if task.documents is None:
-            raise ValueError(f"task {task.task_id!r} has no paragraphs: pass corpus=<path to a JSONL corpus>")
+            raise TaskRowError(
+                self.env_id,
+                "context",
+                f"is missing (task {task.task_id[:80]!r}): without a corpus a row must bring its own paragraphs "
+                "(HotpotQA 'context', IRCoT 'contexts') or a procedural 'world'; or build the env with corpus=<JSONL path>",
+            )
         key = ("task", task.task_id, tuple(task.documents), *backend)
         return _cached_index(key, lambda: self._build(task.documents))
 
     def load_task(self, row: dict[str, Any], index: int | None) -> SearchTask:
         task = parse_row(row)
         if not task.answers:
-            raise ValueError(f"task {task.task_id!r} has no gold answer")
+            raise TaskRowError(self.env_id, "answer", f"holds no gold answer (task {task.task_id[:80]!r})")
         self.retriever = self._retriever_for(task)
         self._reset_episode_state()
         return task
