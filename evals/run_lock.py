@@ -90,7 +90,10 @@ def run_lock(run_dir: str | Path, purpose: str, command: Sequence[str] | None = 
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
+                raise RunDirError(
+                    f"cannot lock {path} ({exc.strerror}): its file system does not support locks; "
+                    "write the run to a local disk"
+                ) from exc
             raise RunLockedError(directory, _read_record(fd)) from None
         previous = _read_record(fd)
         if previous:

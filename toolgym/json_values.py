@@ -22,6 +22,7 @@ from typing import Any
 
 MAX_INT_DIGITS = 1000
 _INT_LIMIT = 10**MAX_INT_DIGITS  # integers at or past this have more than MAX_INT_DIGITS digits
+_INT_LIMIT_BITS = _INT_LIMIT.bit_length()  # anything shorter is below the limit: no big comparison
 MAX_DEPTH = 100
 MAX_NODES = 100_000
 MAX_LISTED_PROBLEMS = 20
@@ -124,7 +125,7 @@ def _safe(value: Any, path: str, depth: int, problems: list[str], replace_surrog
 
 
 def _too_long(value: int) -> bool:
-    return abs(value) >= _INT_LIMIT
+    return value.bit_length() >= _INT_LIMIT_BITS and abs(value) >= _INT_LIMIT
 
 
 def _key_text(key: Any) -> str | None:
