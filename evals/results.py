@@ -6,11 +6,14 @@
                    by a background thread (`ResultsWriter`)
     summary.json   aggregate metrics (`toolgym.evals.metrics.summarize`), rewritten at the end
     report.md      the same, for people
+    run.lock       the writer's lock and, while held, who holds it (`toolgym.evals.run_lock`)
+    merge.pending  present only while `toolgym eval merge` commits (`toolgym.evals.merge`)
 
 Episodes are keyed by (task index, sample index). A row that supersedes an earlier one for the
 same key (a `--retry-errors` rerun) is appended, never written in place; readers keep the last row
 per key (`latest_rows`). A process killed mid-write leaves at most one torn last line, which
-`read_rows(repair=True)` truncates away before the run continues.
+`read_rows(repair=True)` truncates away before the run continues. A row no JSON encoder accepts
+is written in a safe form, flagged in `encoding_problems` (`encode_row`).
 """
 
 from __future__ import annotations
