@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import gymnasium as gym
 
+from toolgym.dialects import Dialect, dialect_of
 from toolgym.envs.pool import EnvPool
 
 from .base import Action, SamplingParams
@@ -91,7 +92,7 @@ class Trajectory:
 @dataclass
 class _Episode:
     trajectory: Trajectory
-    tool_format: str
+    dialect: Dialect
     order: int
     started: float
 
@@ -138,8 +139,8 @@ def collect_rollouts(
         while queue:
             order, group, seed, option = queue.pop()
             messages, info = pool.reset([slot], [seed], [option])[slot]
-            tool_format = info.get("tool_format", "text")
-            tools = template_tools(tokenizer, info.get("tools"), tool_format, use_chat_template_tools)
+            dialect = dialect_of(info)
+            tools = template_tools(tokenizer, info.get("tools"), dialect, use_chat_template_tools)
             prompt = encode(tokenizer, render(tokenizer, messages, tools, add_generation_prompt=True))
             trajectory = Trajectory(
                 messages=list(messages),
@@ -154,7 +155,7 @@ def collect_rollouts(
                 task_id=str(info.get("task_id", "")),
                 group=group,
             )
-            episode = _Episode(trajectory, tool_format, order, time.perf_counter())
+            episode = _Episode(trajectory, dialect, order, time.perf_counter())
             if _room(trajectory, max_episode_tokens, _closing_ids(tokenizer, tools, closings)) < 1:
                 logger.warning(
                     "task %s: the prompt (%d tokens) leaves no room within max_episode_tokens=%d",
@@ -246,7 +247,7 @@ def _append_turn(episode: _Episode, generation: Generation, closing: list[int], 
     text = tokenizer.decode(ids[:-1] if ends_turn else ids, skip_special_tokens=False)
     _append_masked(trajectory, closing[1:] if ends_turn else closing)
     trajectory.messages.append({"role": "assistant", "content": text})
-    action = action_from_text(text, episode.tool_format)
+    action = action_from_text(text, episode.dialect)
     trajectory.actions.append(action)
     return action
 

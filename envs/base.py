@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 
+from toolgym.dialects import Dialect, get_dialect
 from toolgym.spaces import AssistantTurn, MessageList
 from toolgym.tool_calls import TOOL_FORMATS, ParsedTurn
 
@@ -78,6 +79,8 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
         self.tasks = as_task_source(tasks)
         self.max_turns = max_turns
         self.tool_format = tool_format
+        self.dialect: Dialect = get_dialect(tool_format)
+        """How this env reads and writes tool calls (`toolgym.dialects.dialect_of(env)` finds it)."""
         self.render_mode = render_mode
         self.observation_space: MessageList = observation_space_for(max_tool_calls_per_turn, max_observation_chars)
         self.action_space = AssistantTurn()

@@ -65,7 +65,8 @@ def test_huge_python_integer_literals_are_invalid_actions_in_every_env(literal: 
         _, reset_info = env.reset(seed=0)
         _, info = _step_ok(env, f"[{_first_tool(reset_info)}(query={literal}, path={literal})]")
         assert info["invalid_action"], name
-        assert f"more than {MAX_INT_DIGITS} digits" in info["tool_error"], name
+        # Refused by the argument check, or earlier by the decoder's own bound on folded arithmetic (`-0x…`).
+        assert f"more than {MAX_INT_DIGITS} digits" in info["tool_error"] or "bits" in info["tool_error"], name
 
 
 @pytest.mark.parametrize(
