@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 
@@ -30,62 +30,19 @@ from toolgym.envs.pool import EnvPool
 
 from .base import Action, SamplingParams
 from .chat_format import action_from_text, closing_text, encode, render, suffix_text, template_tools
-from .hf_engine import Generation
+from .engine import Generation, TokenEngine, sampling_record
+from .trajectory import Trajectory, read_trajectories, write_trajectories
 
 logger = logging.getLogger(__name__)
 
-
-class TokenEngine(Protocol):
-    """Anything that continues token-id prompts: `HFEngine`, `VLLMEngine`."""
-
-    def generate(
-        self, prompts: Sequence[Sequence[int]], sampling: SamplingParams, max_new_tokens: Sequence[int] | None = None
-    ) -> list[Generation]: ...
-
-
-@dataclass
-class Trajectory:
-    """One episode at the token level (the contract of DESIGN.md, "Rollouts and trajectories")."""
-
-    messages: list[dict[str, Any]]
-    """The conversation; assistant turns are the decoded text of their sampled ids."""
-    token_ids: list[int]
-    """The whole episode: prompt, generated turns, end-of-turn and env/tool tokens."""
-    loss_mask: list[int]
-    """1 exactly on tokens the policy sampled, 0 on prompt, template and env/tool tokens."""
-    logprobs: list[float]
-    """The engine's logprob of each sampled token; 0.0 where `loss_mask` is 0."""
-    turn_spans: list[tuple[int, int]]
-    """[start, end) token indices of each assistant turn's sampled ids."""
-    reward: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
-    """The env's final info (metrics, gold, stop_reason)."""
-    turn_infos: list[dict[str, Any]] = field(default_factory=list)
-    """The env's info after each assistant turn."""
-    actions: list[Action] = field(default_factory=list)
-    """What the env received each turn (text, or an assistant message with `tool_calls`)."""
-    finish_reasons: list[str] = field(default_factory=list)
-    """Why each turn's generation stopped: "eos", "stop" or "length"."""
-    tools: list[dict[str, Any]] | None = None
-    """The tool schemas rendered by the chat template (native tool calling), else None."""
-    prompt_length: int = 0
-    seed: int | None = None
-    task_id: str = ""
-    group: int = 0
-    """Index of the GRPO group (the seed's position in `seeds`); members share the task."""
-    terminated: bool = False
-    truncated: bool = False
-    seconds: float = 0.0
-
-    @property
-    def num_generated_tokens(self) -> int:
-        return sum(self.loss_mask)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable record of the trajectory."""
-        record = asdict(self)
-        record["turn_spans"] = [list(span) for span in self.turn_spans]
-        return record
+__all__ = [
+    "Generation",
+    "TokenEngine",
+    "Trajectory",
+    "collect_rollouts",
+    "read_trajectories",
+    "write_trajectories",
+]
 
 
 @dataclass
@@ -106,6 +63,10 @@ def collect_rollouts(
     group_size: int = 1,
     options: Sequence[dict[str, Any] | None] | None = None,
     use_chat_template_tools: bool = True,
+    *,
+    layout: str = "auto",
+    policy_version: int | None = None,
+    sample_offset: int = 0,
 ) -> list[Trajectory]:
     """Play `group_size` episodes per seed and return their trajectories, grouped by seed.
 
@@ -122,8 +83,13 @@ def collect_rollouts(
     options = list(options) if options is not None else [None] * len(seeds)
     if len(options) != len(seeds):
         raise ValueError(f"got {len(seeds)} seeds but {len(options)} options")
+    if layout not in ("auto", "chat", "raw"):
+        raise ValueError(f"layout must be 'auto', 'chat' or 'raw', got {layout!r}")
     pool = envs if isinstance(envs, EnvPool) else EnvPool(list(envs), max_workers=1)
-    if sampling.seed is not None and hasattr(engine, "reseed"):
+    if policy_version is None:
+        policy_version = int(getattr(engine, "policy_version", 0))
+    record = sampling_record(sampling, policy_version)
+    if sampling.seed is not None:
         engine.reseed(sampling.seed)
     queue = [
         (group * group_size + sample, group, seed, option)
@@ -153,6 +119,10 @@ def collect_rollouts(
                 seed=seed,
                 task_id=str(info.get("task_id", "")),
                 group=group,
+                group_key=_group_key(str(info.get("task_id", "")), seed),
+                sample_index=sample_offset + order - group * group_size,
+                sampling=dict(record),
+                layout="chat" if layout == "auto" else layout,
             )
             episode = _Episode(trajectory, tool_format, order, time.perf_counter())
             if _room(trajectory, max_episode_tokens, _closing_ids(tokenizer, tools, closings)) < 1:
@@ -193,6 +163,7 @@ def collect_rollouts(
             episode, result = slots[slot], results[slot]
             trajectory = episode.trajectory
             trajectory.turn_infos.append(result.info)
+            trajectory.turn_rewards.append(float(result.reward))
             if result.done:
                 trajectory.reward, trajectory.info = float(result.reward), result.info
                 trajectory.terminated, trajectory.truncated = result.terminated, result.truncated
@@ -209,8 +180,15 @@ def collect_rollouts(
                 start(slot)
                 continue
             trajectory.messages.extend(result.observation)
+            trajectory.observations.append(list(result.observation))
             _append_masked(trajectory, suffix)
+            trajectory.observation_spans.append((trajectory.turn_spans[-1][1], len(trajectory.token_ids)))
     return [finished[i] for i in range(len(seeds) * group_size)]
+
+
+def _group_key(task_id: str, seed: int | None) -> str:
+    """A group key from what identifies the task: its id, and the seed that drew it."""
+    return f"{task_id}@seed={seed}"
 
 
 def _closing_ids(tokenizer: Any, tools: list[dict[str, Any]] | None, cache: dict[str, list[int]]) -> list[int]:
