@@ -156,3 +156,48 @@ def test_list_tasks_is_indexed_like_reset_options() -> None:
 def test_sampling_params_refuse_a_negative_top_k() -> None:
     with pytest.raises(ValueError, match="top_k"):
         SamplingParams(top_k=-1)
+
+
+def test_episode_rows_round_trip_through_the_schema_dataclass() -> None:
+    from toolgym.agents.episodes import EpisodeRow
+
+    row = EpisodeRow(3, 1, 42, task_id="t", rewards=[0.0, 1.0], reward=1.0, turns=2, extra={"attempt": 2})
+    record = row.to_dict()
+
+    assert "category" not in record and record["attempt"] == 2 and record["rewards"] == [0.0, 1.0]
+    assert EpisodeRow.from_dict(json.loads(json.dumps(record))) == row
+    assert EpisodeRow.from_dict({**record, "category": "simple"}).to_dict()["category"] == "simple"
+
+
+class _AlwaysSearch:
+    def act(self, requests):
+        return ["<search>capital</search>" for _ in requests]
+
+
+def test_the_eval_loop_isolates_a_dead_retrieval_server_like_rollouts_do() -> None:
+    pytest.importorskip("httpx")
+    import gymnasium as gym
+
+    from toolgym.agents.episodes import Job, play_safely
+    from toolgym.envs.pool import EnvPool
+    from toolgym.envs.wrappers import SafeEnv
+    from toolgym.retrievers.remote import RemoteRetriever
+
+    dead = RemoteRetriever("http://127.0.0.1:9", timeout_s=0.5, max_retries=0)
+    pool = EnvPool(
+        [
+            SafeEnv(gym.make("toolgym:Search-v0", max_turns=2)),
+            SafeEnv(gym.make("toolgym:Search-v0", max_turns=2, retriever=dead)),
+        ]
+    )
+    rows = []
+    with pool:
+        clock = play_safely(_AlwaysSearch(), pool, [Job(0, 0, 0), Job(1, 0, 1), Job(2, 0, 2)], rows.append)
+
+    by_task = {row["task_index"]: row for row in rows}
+    # Job 1 fails on the dead env at its first search; its freed slot takes job 2, which fails the same way.
+    assert len(rows) == 3 and clock.episodes == 3 and clock.failed == 2
+    assert by_task[0]["error"] is None and by_task[0]["turns"] == 2 and by_task[0]["truncated"]
+    for index in (1, 2):
+        assert by_task[index]["error"]["stage"] == "env" and by_task[index]["turns"] == 0
+        assert by_task[index]["error"]["type"] == "RetrieverUnavailableError"
