@@ -35,6 +35,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from toolgym.dialects import Dialect, dialect_of
 from toolgym.envs.pool import EnvPool, StepResult
 from toolgym.envs.wrappers import safe
 
@@ -70,7 +71,7 @@ def group_key(task_id: str, seed: int | None) -> str:
 @dataclass
 class _Rollout:
     trajectory: Trajectory
-    tool_format: str
+    dialect: Dialect
     ended_on_eos: bool = False
     """Whether the last turn ended on the template's own end-of-turn token (then part of the turn)."""
 
@@ -117,14 +118,14 @@ class _TokenDriver:
     def begin(
         self, episode: LiveEpisode[_Rollout], messages: list[dict[str, Any]], info: dict[str, Any]
     ) -> Finished[Trajectory] | None:
-        tool_format = info.get("tool_format", "text")
+        dialect = dialect_of(info)
         trajectory = self._new_trajectory(episode.job, messages, info)
-        trajectory.tools = template_tools(self.tokenizer, info.get("tools"), tool_format, self.use_chat_template_tools)
-        trajectory.layout = resolve_layout(self.layout, tool_format)
+        trajectory.tools = template_tools(self.tokenizer, info.get("tools"), dialect, self.use_chat_template_tools)
+        trajectory.layout = resolve_layout(self.layout, dialect.name)
         prompt = self.stream.prompt_ids(messages, trajectory.tools)
         append_masked(trajectory, prompt)
         trajectory.prompt_length = len(prompt)
-        episode.state = _Rollout(trajectory, tool_format)
+        episode.state = _Rollout(trajectory, dialect)
         if self.stream.room(trajectory, self.max_episode_tokens) < 1:
             logger.warning(
                 "task %s: the prompt (%d tokens) leaves no room within max_episode_tokens=%d",
@@ -150,7 +151,7 @@ class _TokenDriver:
         text_ids = ids[:-1] if rollout.ended_on_eos else ids
         text = self.tokenizer.decode(text_ids, skip_special_tokens=False)
         trajectory.messages.append({"role": "assistant", "content": text})
-        action = action_from_text(text, rollout.tool_format)
+        action = action_from_text(text, rollout.dialect)
         trajectory.actions.append(action)
         return action
 
