@@ -180,8 +180,15 @@ class HFEngine:
             attention[row, cached_width - length : cached_width] = 1
             attention[row, cached_width + width - len(suffix) :] = 1
             positions[row, width - len(suffix) :] = torch.arange(length, length + len(suffix))
+        # Without reuse in this batch, equal prompts (the members of a GRPO group on their first
+        # turn) share one prefill; their cache rows and logits are copied out afterwards.
+        share = self.kv_cache.capacity > 0 and template is None
+        first_row: dict[tuple[int, ...], int] = {}
+        rows = [first_row.setdefault(tuple(p), row) if share else row for row, p in enumerate(prompts)]
+        unique = sorted(set(rows))
         self.kv_cache.reused_tokens += sum(length for length, _ in reused)
-        self.kv_cache.encoded_tokens += sum(len(s) for s in suffixes)
+        self.kv_cache.reused_tokens += sum(len(prompts[row]) for row in range(batch) if rows[row] != row)
+        self.kv_cache.encoded_tokens += sum(len(suffixes[row]) for row in unique)
         input_ids, attention, positions = (
             input_ids.to(self.device),
             attention.to(self.device),
@@ -193,7 +200,14 @@ class HFEngine:
             seed_cache(cache, reused, cached_width, template)
         fed = 0
         with torch.inference_mode():
-            logits = self._forward(input_ids, attention, positions, cache)
+            if len(unique) < batch:
+                picked = torch.tensor(unique, device=self.device)
+                logits = self._forward(input_ids[picked], attention[picked], positions[picked], cache)
+                expand = torch.tensor([unique.index(row) for row in rows], device=self.device)
+                cache.batch_select_indices(expand)
+                logits = logits[expand]
+            else:
+                logits = self._forward(input_ids, attention, positions, cache)
             for _step in range(max(budgets)):
                 tokens, logprobs = self._sample(logits, sampling)
                 token_list, logprob_list = tokens.tolist(), logprobs.tolist()
