@@ -4,7 +4,9 @@ This is the engine under both `HFAgent` (text in, one assistant turn out) and th
 rollouts (`toolgym.agents.rollout`). Its own decode loop, rather than `model.generate`, because
 rollouts need exactly three things `generate` makes awkward together: the logprob of each sampled
 token under the distribution it was sampled from, stop strings checked token by token (stop after
-the token that completes one), and a per-sequence token budget within one batch.
+the token that completes one), and a per-sequence token budget within one batch. It also keeps
+the keys/values of recent sequences, so the next turn of a multi-turn rollout encodes only its
+new tokens (`toolgym.agents.kv_reuse`).
 
 Logprobs are `toolgym.agents.engine.token_logprobs`, i.e. `log_softmax(logits / T)` at the sampled
 token (T = 1 for greedy decoding), the function a trainer recomputes them with. Top-k and nucleus
