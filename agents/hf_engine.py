@@ -97,6 +97,7 @@ class HFEngine:
         self._keeps_logits = "logits_to_keep" in parameters
         self.policy_version = 0
         self.kv_cache = PrefixKVCache(kv_cache_sequences)
+        self._cached_weights = self._weights_version()
 
     @classmethod
     def load(
@@ -168,6 +169,10 @@ class HFEngine:
         done = [budget <= 0 for budget in budgets]
         if all(done):
             return generations
+        weights = self._weights_version()
+        if weights != self._cached_weights:  # changed in place (an optimizer step) without update_weights
+            self.kv_cache.clear()
+            self._cached_weights = weights
         reused = [self.kv_cache.take(prompt) if self.kv_cache.capacity else (0, None) for prompt in prompts]
         template = next((layers for _, layers in reused if layers is not None), None)
         cached_width = max(length for length, _ in reused)
@@ -257,6 +262,11 @@ class HFEngine:
                 ]
             ).to(self.device)
             self.kv_cache.put(prompt + generation.token_ids[:kept], row_layers(layers, row, columns))
+
+    def _weights_version(self) -> int:
+        """Changes whenever a parameter is modified in place (torch's per-tensor version counters),
+        so cached keys/values are never used with weights other than the ones that made them."""
+        return sum(parameter._version for parameter in self.model.parameters())
 
     def _new_cache(self) -> Any:
         from transformers import DynamicCache

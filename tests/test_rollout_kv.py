@@ -113,3 +113,21 @@ def test_group_members_share_one_prefill_of_their_common_prompt(engine) -> None:
     for ids, generation in zip([prompt, prompt, other, prompt], generations):
         expected = _recomputed(engine.model, ids + generation.token_ids, 1.0)[len(ids) - 1 :]
         assert torch.allclose(torch.tensor(generation.logprobs), expected, atol=1e-4)
+
+
+def test_weights_changed_in_place_without_update_weights_drop_the_cache(engine) -> None:
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_path())
+    own = HFEngine(model, engine.tokenizer, kv_cache_sequences=8)
+    sampling = SamplingParams(temperature=1.0, max_tokens=6, seed=0)
+    prompt = engine.tokenizer("the first turn")["input_ids"]
+    [generation] = own.generate([prompt], sampling)
+    with torch.no_grad():  # an optimizer step on the shared module, the trainer forgetting update_weights
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    continuation = prompt + generation.token_ids
+
+    [after] = own.generate([continuation], sampling)
+
+    assert own.kv_cache.reused_tokens == 0
+    expected = _recomputed(model, continuation + after.token_ids, 1.0)[len(continuation) - 1 :]
+    assert torch.allclose(torch.tensor(after.logprobs), expected, atol=1e-4)
