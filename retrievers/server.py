@@ -33,7 +33,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from toolgym.http_server import running_app
+from toolgym.http_server import quiet_client_disconnects, running_app
 from toolgym.microbatch import BatcherBusy, MicroBatcher
 from toolgym.retrieval import Hit, Retriever
 
@@ -248,6 +248,7 @@ def create_app(retriever: Retriever, config: ServerConfig | None = None, *, info
     app = FastAPI(title="ToolGym retrieval server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runner = runner
     app.state.config = config
+    app.state.disconnects = quiet_client_disconnects(app, "retrieval server")
 
     async def read_body(request: Any) -> bytes | None:
         """The whole body, or None as soon as it grows past `max_body_bytes`."""

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .json_values import argument_problem
+
 ToolFormat = Literal["search_r1", "hermes", "python", "openai"]
 TOOL_FORMATS: tuple[str, ...] = ("search_r1", "hermes", "python", "openai")
 
@@ -170,6 +172,9 @@ def _call_from_fields(name: Any, arguments: Any, call_id: Any) -> tuple[ToolCall
         arguments = {}
     if not isinstance(arguments, dict):
         return None, f"arguments of {name!r:.80} must be a JSON object, got {type(arguments).__name__}"
+    problem = argument_problem(arguments)
+    if problem:
+        return None, f"arguments of {name!r:.80} {problem}"
     return ToolCall(name=name.strip(), arguments=arguments, id=call_id if isinstance(call_id, str) else None), ""
 
 
