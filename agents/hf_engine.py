@@ -22,23 +22,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from toolgym.extras import require
+
 from .base import SamplingParams
 from .engine import Generation, token_logprobs
 from .kv_reuse import PrefixKVCache, cache_layers, row_layers, seed_cache
 
 logger = logging.getLogger(__name__)
 
-HF_EXTRA_HINT = 'pip install "toolgym[hf]" (and torch==2.13.0 first)'
-
 
 def import_torch_transformers() -> tuple[Any, Any]:
     """torch and transformers, or an ImportError that names the extra to install."""
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise ImportError(f"HF models need torch and transformers: {HF_EXTRA_HINT} ({exc})") from exc
-    return torch, transformers
+    return require("torch", "hf", "HF models"), require("transformers", "hf", "HF models")
 
 
 def load_model_and_tokenizer(

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import gymnasium as gym
 
 from toolgym.dialects import Dialect, get_dialect
+from toolgym.messages import Message
 from toolgym.spaces import AssistantTurn, MessageList
 from toolgym.tool_calls import TOOL_FORMATS, ParsedTurn
 
@@ -31,7 +32,6 @@ from .observation_limits import (
 from .rows import TaskRowError
 from .tasks import TaskRow, TaskSource, as_task_source
 
-Message = dict[str, Any]
 TaskT = TypeVar("TaskT")
 RESET_OPTIONS = ("index", "task")  # what `reset(options=...)` accepts; anything else is a typo to report
 
