@@ -32,6 +32,9 @@ from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlparse
 
+from toolgym.dialects import dialect_of
+from toolgym.extras import require
+
 from .base import Action, AgentRequest, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -220,10 +223,7 @@ class OpenAIAgent:
         """Build the client and semaphore inside the loop thread, where they will be used."""
         if self._client is not None:
             return
-        try:
-            import openai
-        except ImportError as exc:
-            raise ImportError('the openai agent needs the openai library: pip install "toolgym[openai]"') from exc
+        openai = require("openai", "openai", "the openai agent")
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0
         )
@@ -248,8 +248,7 @@ class OpenAIAgent:
     def _native(self, request: AgentRequest) -> bool:
         if self.tool_mode != "auto":
             return self.tool_mode == "native"
-        announced = request.env_info.get("tool_format")
-        return bool(request.tools) and announced in (None, "openai")
+        return bool(request.tools) and dialect_of(request.env_info, default="openai").native
 
     def _request_body(self, request: AgentRequest, native: bool) -> dict[str, Any]:
         sampling = self.sampling

@@ -24,11 +24,13 @@ from typing import Any
 
 from toolgym.agents.base import Agent, SamplingParams
 from toolgym.agents.episodes import Job, LoopClock, make_safe_pool, now_iso, play_safely
+from toolgym.envs.base import list_tasks
 
 from .datasets import resolve_dataset, resolve_env_kwargs
 from .metrics import numeric, primary_metric
 from .report import write_outputs
 from .results import (
+    MERGE_PENDING_FILE,
     RESULTS_FILE,
     RUN_FILE,
     Key,
@@ -42,6 +44,7 @@ from .results import (
     row_key,
     write_json_atomic,
 )
+from .run_lock import run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -183,17 +186,37 @@ def run_eval(
     show_progress: bool = True,
     fsync: bool = True,
 ) -> EvalOutcome:
-    """Run (or continue) an evaluation into `out_dir`; `options` are `EvalConfig` fields, None = not given."""
+    """Run (or continue) an evaluation into `out_dir`; `options` are `EvalConfig` fields, None = not given.
+
+    The run directory's lock (`toolgym.evals.run_lock`) is held throughout: a second eval, resume,
+    rescore or merge of the same folder is refused with the holder's details.
+    """
     if concurrency < 1:
         raise ValueError(f"--concurrency must be at least 1, got {concurrency}")
-    out = Path(out_dir)
+    command = list(command) if command is not None else list(sys.argv)
+    with run_lock(out_dir, "toolgym eval", command):
+        return _run_eval_locked(
+            Path(out_dir), options, resume, retry_errors, concurrency, command, show_progress, fsync
+        )
+
+
+def _run_eval_locked(
+    out: Path,
+    options: Mapping[str, Any],
+    resume: bool,
+    retry_errors: bool,
+    concurrency: int,
+    command: list[str],
+    show_progress: bool,
+    fsync: bool,
+) -> EvalOutcome:
     saved_run = _existing_run(out, resume)
     config = plan_config(options, saved_run["config"] if saved_run else None)
     env_kwargs = resolved_env_kwargs(config)
     agent = build_agent(config)
     pool = make_safe_pool(config.env, concurrency, env_kwargs)
     try:
-        dataset_size = len(pool.envs[0].unwrapped.tasks)  # type: ignore[attr-defined]
+        dataset_size = len(list_tasks(pool.envs[0]))
         tasks = task_plan(config, dataset_size)
         out.mkdir(parents=True, exist_ok=True)
         run = saved_run or {"config": asdict(config), "invocations": []}
@@ -205,7 +228,7 @@ def run_eval(
             shard_tasks=len(tasks),
         )
         invocation = {
-            "command": list(command) if command is not None else list(sys.argv),
+            "command": command,
             "started_at": now_iso(),
             "finished_at": None,
             "resume": resume,
@@ -238,6 +261,10 @@ def run_eval(
 
 
 def _existing_run(out: Path, resume: bool) -> dict[str, Any] | None:
+    if (out / MERGE_PENDING_FILE).exists():
+        raise RunDirError(
+            f"{out} was left by an interrupted `toolgym eval merge`: rerun the same merge command to finish it"
+        )
     has_run, has_results = (out / RUN_FILE).exists(), (out / RESULTS_FILE).exists()
     if has_run and not resume:
         raise RunDirError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")

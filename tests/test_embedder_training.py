@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from toolgym.retrieval import Document
+from toolgym.retriever_contract import Document
 from toolgym.retrievers.encoders import load_encoder
 from toolgym.retrievers.training.anchor_reconstruction import (
     StageIConfig,

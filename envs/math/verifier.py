@@ -7,8 +7,9 @@ arithmetic: ``parse('\\boxed{\\dfrac{5^{\\left(5^{...}\\right)}}{16}}')`` hangs 
 (`_verify_worker.py`, started lazily); the parent waits for each result with a deadline and, when
 it passes, kills the worker, reports ``timeout=True`` and starts a fresh worker on the next call.
 
-Cheap checks run first, in the parent: identical normalised strings are correct without the
-worker, and over-long answers or exponent towers are refused before they can hang anything.
+Cheap checks run first, in the parent: a pure fast path accepts a prediction that is the same
+plain number or fraction as the gold (a pair math-verify always accepts) without the worker, and
+over-long answers or exponent towers are refused before they can hang anything.
 `MathVerifier` is thread-safe: callers share a small pool of workers, one caller per worker.
 """
 
@@ -27,6 +28,7 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,23 +64,22 @@ class VerifierUnavailable(RuntimeError):
 
 # --- cheap checks in the parent -------------------------------------------------------------------
 
-_INVISIBLE_RE = re.compile(r"\\(?:left|right)(?![A-Za-z])|\\[,;:! ]|\$")
-# Spaces matter only between two word characters: "1 2" is not "12", but "x = 5" is "x=5".
-_SPACE_RE = re.compile(r"\s+")
-_LOOSE_SPACE_RE = re.compile(r" (?!\w)|(?<!\w) ")
+# Plain numbers and digit fractions: math-verify reads an identical pair of these as equal.
+_FAST_PATH_RE = re.compile(r"-?\d{1,50}(?:\.\d{1,50})?|-?\\frac\{\d{1,50}\}\{[1-9]\d{0,49}\}", re.ASCII)
 _HUGE_EXPONENT_RE = re.compile(rf"\^\s*\{{?\s*[-+]?\d{{{MAX_EXPONENT_DIGITS + 1},}}")
 _EXPONENT_TOKEN_RE = re.compile(r"\\?[A-Za-z0-9.]+|.", re.DOTALL)
 
 
-def normalize_answer(text: str) -> str:
-    """A conservative normal form: no `$`, ``\\left``/``\\right``, spacing commands or loose spaces; dfrac is frac.
+def fast_path_form(text: str) -> str | None:
+    """The answer as a plain number or digit fraction (``\\dfrac``/``\\tfrac`` read as ``\\frac``), or None.
 
-    A space between two word characters is kept, so ``1 2`` does not become ``12``.
+    Two answers with the same form are equal for math-verify too, so the verifier may accept them
+    without asking it; anything else (spacing, ``\\!``, commas, symbols) goes to math-verify,
+    which alone decides. An earlier, looser string match accepted
+    ``11 , \\! 111 , \\! 111 , \\! 100`` for ``11,\\! 111,\\! 111,\\! 100``, which math-verify rejects.
     """
-    text = _INVISIBLE_RE.sub("", text)
-    text = _LOOSE_SPACE_RE.sub("", _SPACE_RE.sub(" ", text).strip())
-    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    return text.rstrip(".")
+    text = text.strip().replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return text if _FAST_PATH_RE.fullmatch(text) else None
 
 
 def power_depth(text: str, limit: int = MAX_POWER_DEPTH + 1) -> int:
@@ -116,7 +117,7 @@ def precheck(gold: str, prediction: str, *, string_match: bool = True) -> Verify
         return VerifyResult(False, parsed=False, gold_parsed=False, error="the gold answer is empty")
     if not isinstance(prediction, str) or not prediction.strip():
         return VerifyResult(False, parsed=False, gold_parsed=True, error="the predicted answer is empty")
-    if string_match and normalize_answer(gold) == normalize_answer(prediction):
+    if string_match and fast_path_form(gold) is not None and fast_path_form(gold) == fast_path_form(prediction):
         return VerifyResult(True, parsed=True, gold_parsed=True)
     for role, text in (("gold", gold), ("prediction", prediction)):
         problem = None
@@ -156,9 +157,8 @@ class _Worker:
             command.append(f"--memory-limit-mb={self.memory_limit_mb}")
         # One BLAS thread: should sympy pull in numpy, per-thread arenas must not eat the memory cap.
         environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=environment
-        )
+        command.append(f"--parent-pid={os.getpid()}")
+        self.process = _spawn(command, environment)
         self.buffer = b""
         line = self.read_line(started + self.start_timeout_s)
         if line is None or not line.get("ready"):
@@ -265,13 +265,54 @@ def _result_from_message(message: dict[str, Any]) -> VerifyResult:
 _LIVE_VERIFIERS: weakref.WeakSet[MathVerifier] = weakref.WeakSet()
 
 
+# --- starting workers from one long-lived thread ----------------------------------------------------
+#
+# The worker asks Linux to SIGKILL it when its parent dies (PR_SET_PDEATHSIG), so a SIGKILLed eval
+# leaves no worker spinning in big-integer arithmetic, where a thread polling getppid() never gets
+# the GIL. That signal follows the *thread* that forked the worker, not the process: a worker
+# started from an env-pool thread would die when that thread ends. So every worker is started
+# from this one daemon thread, which lives as long as the process.
+
+_spawn_queue: queue.SimpleQueue[tuple[list[str], dict[str, str], Future]] = queue.SimpleQueue()
+_spawner_pid: int | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(command: list[str], environment: dict[str, str]) -> subprocess.Popen:
+    """Start a worker process from the spawner thread (started on first use, again after a fork)."""
+    global _spawner_pid, _spawn_queue
+    with _spawner_lock:
+        if _spawner_pid != os.getpid():
+            _spawn_queue = queue.SimpleQueue()  # a forked child must not share the parent's requests
+            threading.Thread(
+                target=_spawner_loop, args=(_spawn_queue,), name="math-verify-spawner", daemon=True
+            ).start()
+            _spawner_pid = os.getpid()
+        requests = _spawn_queue
+    done: Future = Future()
+    requests.put((command, environment, done))
+    return done.result()
+
+
+def _spawner_loop(requests: queue.SimpleQueue) -> None:
+    while True:
+        command, environment, done = requests.get()
+        try:
+            done.set_result(
+                subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=environment)
+            )
+        except BaseException as exc:  # handed to the caller, which raises it
+            done.set_exception(exc)
+
+
 class MathVerifier:
     """Compare predicted answers with gold answers using math-verify in killable worker processes.
 
     `timeout_s` is the hard wall-clock limit per comparison; `workers` the number of worker
     processes that concurrent callers share (each serves one caller at a time). `string_match`
-    accepts identical normalised strings without asking math-verify (turn it off to test
-    math-verify itself). `memory_limit_mb` caps each worker's address space.
+    accepts a prediction with the gold's plain-number or fraction form (`fast_path_form`) without
+    asking math-verify: a pure fast path, it only accepts pairs math-verify accepts (turn it off to
+    test math-verify itself). `memory_limit_mb` caps each worker's address space.
     """
 
     def __init__(
@@ -333,16 +374,32 @@ class MathVerifier:
         return [result for result in results if result is not None]
 
     def start(self) -> float:
-        """Start every worker now rather than on first use; returns the slowest start in seconds."""
-        seconds = []
-        for _ in self._all_workers:
-            worker = self._idle.get()
+        """Start every worker now rather than on first use; returns the slowest start in seconds.
+
+        All workers are taken from the idle pool first (waiting for busy ones), then started side
+        by side: taking and returning them one at a time would hand back the same worker each time.
+        """
+        workers = [self._idle.get() for _ in self._all_workers]
+        errors: list[BaseException] = []
+
+        def start_one(worker: _Worker) -> None:
             try:
                 worker.ensure_started()
-                seconds.append(worker.start_seconds or 0.0)
-            finally:
+            except BaseException as exc:  # re-raised in the caller's thread below
+                errors.append(exc)
+
+        try:
+            threads = [threading.Thread(target=start_one, args=(w,), name="math-verify-start") for w in workers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            for worker in workers:
                 self._idle.put(worker)
-        return max(seconds)
+        if errors:
+            raise errors[0]
+        return max(worker.start_seconds or 0.0 for worker in workers)
 
     def close(self) -> None:
         """Stop the worker processes (a later call starts them again)."""

@@ -2,9 +2,11 @@
 
 Two ways to talk to it, one episode logic:
 
-- ``tool_format="search_r1"`` (default): Search-R1's protocol verbatim. The first complete
-  ``<search>q</search>`` or ``<answer>a</answer>`` block decides the turn; a search returns
-  ``<information>Doc 1(Title: …) …</information>`` as a user message; anything else gets
+- ``tool_format="search_r1"`` (default): Search-R1's protocol verbatim (PeterGriffinJin/Search-R1,
+  search_r1/llm_agent/generation.py). The response is cut after its first ``</search>`` (else its
+  first ``</answer>``), then the first complete ``<search>q</search>`` or ``<answer>a</answer>``
+  block decides the turn; a search returns ``<information>Doc 1(Title: …) …</information>`` as a
+  user message (``<information></information>`` when nothing is found); anything else gets
   Search-R1's corrective message and ``invalid_action=True``.
 - ``"hermes"`` / ``"openai"`` / ``"python"``: a native ``search(query)`` tool (schema in the reset
   info's ``tools``); results come back as tool messages. The final answer is the text inside
@@ -26,10 +28,11 @@ from functools import partial
 from typing import Any
 
 from toolgym.envs.base import ChatEnv, TurnResult
+from toolgym.envs.observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from toolgym.envs.rows import TaskRowError
 from toolgym.envs.tasks import ProceduralTasks
-from toolgym.retrieval import Document, Hit, Retriever
-from toolgym.tool_calls import ToolCall, parse_turn, tool_instructions, tool_result_message
+from toolgym.retriever_contract import Document, Hit, Retriever
+from toolgym.tool_calls import ToolCall
 
 from . import protocol
 from .loaders import SearchTask, is_answer_only, load_corpus, load_rows, parse_row, shared_documents
@@ -41,6 +44,7 @@ logger = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 2_000  # longer queries are cut before retrieval (BM25 gains nothing from more)
 MAX_SEARCHES_PER_TURN = 8
 REWARD_METRICS = ("em", "f1", "subem")
+TURN_BUDGETS = ("all_turns", "search_r1")
 _THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 # Indices shared by every SearchEnv in the process (an env pool builds each one once).
@@ -74,11 +78,19 @@ class SearchEnv(ChatEnv[SearchTask]):
         retriever: a backend name for `toolgym.retrievers.build_retriever` ("bm25s"), or any
             object with `search(queries, k)`, used as-is for every task (it is the corpus).
         retriever_kwargs: constructor arguments for a named backend.
-        top_k: passages per search. max_turns: assistant turns per episode.
+        top_k: passages per search.
+        max_turns: the turn budget, read as `turn_budget` says.
+        turn_budget: "all_turns" (default): `max_turns` counts every assistant turn, the answer
+            included. "search_r1": Search-R1's accounting (its `run_llm_loop`): `max_turns`
+            action turns (searches, invalid turns) and then one final turn, whose searches are
+            not run (Search-R1 answers them with empty information and ends the episode), so
+            an episode has up to `max_turns + 1` assistant turns (the reset info's `max_turns`).
         max_obs_chars: cut each search result text to this many characters, with a visible marker.
         reward_metric: which score is the reward: "em" (default), "f1" or "subem".
         world_seed, n_entities, n_distractors, paragraphs_per_entity, hops: the procedural world
             and its questions (hops 1 or 2; None mixes both).
+        max_tool_calls_per_turn, max_observation_chars: bounds on one observation
+            (`toolgym.envs.observation_limits`).
     """
 
     env_id = "Search-v0"
@@ -94,6 +106,7 @@ class SearchEnv(ChatEnv[SearchTask]):
         max_turns: int = 4,
         max_obs_chars: int | None = None,
         tool_format: str = "search_r1",
+        turn_budget: str = "all_turns",
         reward_metric: str = "em",
         split: str = "validation",
         world_seed: int = 0,
@@ -102,11 +115,17 @@ class SearchEnv(ChatEnv[SearchTask]):
         paragraphs_per_entity: int = 1,
         hops: int | None = None,
         render_mode: str | None = None,
+        max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
+        max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
     ):
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         if max_obs_chars is not None and max_obs_chars < 1:
             raise ValueError(f"max_obs_chars must be positive or None, got {max_obs_chars}")
+        if turn_budget not in TURN_BUDGETS:
+            raise ValueError(f"turn_budget must be one of {TURN_BUDGETS}, got {turn_budget!r}")
+        if max_turns < 1:
+            raise ValueError(f"max_turns must be at least 1, got {max_turns}")
         if reward_metric not in REWARD_METRICS:
             raise ValueError(f"reward_metric must be one of {REWARD_METRICS}, got {reward_metric!r}")
         if not isinstance(retriever, str) and not callable(getattr(retriever, "search", None)):
@@ -135,7 +154,17 @@ class SearchEnv(ChatEnv[SearchTask]):
                 )
         if corpus is not None and corpus not in ("per_question", "shared"):
             load_corpus(str(corpus))  # fail now, with the path in the message, not at the first reset
-        super().__init__(tasks, max_turns=max_turns, tool_format=tool_format, render_mode=render_mode)
+        total_turns = max_turns + 1 if turn_budget == "search_r1" else max_turns
+        super().__init__(
+            tasks,
+            max_turns=total_turns,
+            tool_format=tool_format,
+            render_mode=render_mode,
+            max_tool_calls_per_turn=max_tool_calls_per_turn,
+            max_observation_chars=max_observation_chars,
+        )
+        self.turn_budget = turn_budget
+        self.action_turns = max_turns  # turns whose searches run; Search-R1's final turn's do not
         self.corpus = corpus
         self.retriever_spec = retriever
         self.retriever_kwargs = dict(retriever_kwargs or {})
@@ -219,7 +248,7 @@ class SearchEnv(ChatEnv[SearchTask]):
         if self.tool_format == "search_r1":
             prompt = protocol.SEARCH_R1_PROMPT.format(question=protocol.search_r1_question(task.question))
             return [{"role": "user", "content": prompt}]
-        system = protocol.NATIVE_SYSTEM_PROMPT + "\n\n" + tool_instructions(self.tools, self.tool_format)
+        system = protocol.NATIVE_SYSTEM_PROMPT + "\n\n" + self.dialect.instructions(self.tools)
         return [{"role": "system", "content": system}, {"role": "user", "content": f"Question: {task.question}"}]
 
     def reset_info(self, task: SearchTask) -> dict[str, Any]:
@@ -232,7 +261,7 @@ class SearchEnv(ChatEnv[SearchTask]):
     # --- one assistant turn ---------------------------------------------------------------------
 
     def take_turn(self, action: Any) -> TurnResult:
-        parsed = parse_turn(action, self.tool_format)
+        parsed = self.limit_calls(self.dialect.parse(action))
         info: dict[str, Any] = {
             "tool_calls": [call.to_dict() for call in parsed.tool_calls],
             "retrieved_doc_ids": [],
@@ -247,6 +276,7 @@ class SearchEnv(ChatEnv[SearchTask]):
             info.update(invalid_action=True, tool_error="; ".join(parsed.errors) or None)
             return TurnResult([{"role": "user", "content": protocol.INVALID_ACTION_MESSAGE}], info=info)
         unanswered_ids = self._unanswered_call_ids(action, parsed.tool_calls)
+        unanswered_ids = unanswered_ids[: max(0, self.max_tool_calls_per_turn - len(parsed.tool_calls))]
         if parsed.tool_calls or unanswered_ids:
             return self._search_turn(
                 parsed.tool_calls, [(i, parsed.errors) for i in unanswered_ids], info, parsed.errors
@@ -288,21 +318,28 @@ class SearchEnv(ChatEnv[SearchTask]):
             problem = self._check_call(call, len(runnable))
             if problem:
                 errors.append(problem)
-                messages.append(tool_result_message(call, f"Error: {problem}", self.tool_format))
+                messages.append(self.dialect.tool_result_message(call, f"Error: {problem}"))
             else:
                 runnable.append((call, call.arguments["query"][:MAX_QUERY_CHARS]))
                 messages.append(None)  # filled with the results below
-        hit_lists = self.retriever.search([query for _, query in runnable], self.top_k) if runnable else []
-        self.n_searches += len(runnable)
+        searches_run = self.turn <= self.action_turns
+        if runnable and searches_run:
+            hit_lists = self.retriever.search([query for _, query in runnable], self.top_k)
+            self.n_searches += len(runnable)
+        else:
+            hit_lists = [[] for _ in runnable]
+            info["searches_skipped"] = len(runnable)
         results = iter(zip(runnable, hit_lists))
         observed: list[str] = []
         for position, message in enumerate(messages):
             if message is not None:
                 continue
             (call, _), hits = next(results)
-            passages = protocol.format_passages(list(hits), self.max_obs_chars)
-            content = protocol.information_block(passages) if self.tool_format == "search_r1" else passages
-            messages[position] = tool_result_message(call, content, self.tool_format)
+            search_r1 = self.tool_format == "search_r1"
+            no_results = "" if search_r1 else protocol.NO_RESULTS
+            passages = protocol.format_passages(list(hits), self.max_obs_chars, no_results)
+            content = protocol.information_block(passages) if search_r1 else passages
+            messages[position] = self.dialect.tool_result_message(call, content)
             observed.append(passages if hits else "")
             info["retrieved_doc_ids"].extend(hit.doc_id for hit in hits)
             self._remember(hits)

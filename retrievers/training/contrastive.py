@@ -87,10 +87,10 @@ def contrastive_loss(embedder: LLMEmbedder, batch: Sequence[TrainingRecord], con
 
 def add_lora(embedder: LLMEmbedder, config: StageIIConfig) -> None:
     """Wrap the embedder's LM in peft LoRA adapters on the projections it has."""
-    try:
-        from peft import LoraConfig, get_peft_model
-    except ImportError as exc:
-        raise ImportError('LoRA needs peft: pip install "toolgym[train]" (or set lora=False)') from exc
+    from toolgym.extras import require
+
+    peft = require("peft", "train", "LoRA in Stage II (or set lora=False)")
+    LoraConfig, get_peft_model = peft.LoraConfig, peft.get_peft_model
     names = {name.rsplit(".", 1)[-1] for name, _ in embedder.model.named_modules()}
     targets = [t for t in config.lora_targets if t in names]
     if not targets:

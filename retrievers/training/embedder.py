@@ -50,11 +50,10 @@ class EmbedderOptions:
 
 
 def _require_torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise ImportError('training the embedder needs torch and transformers: pip install "toolgym[train]"') from exc
-    return torch
+    from toolgym.extras import require
+
+    require("transformers", "train", "training the LLM embedder")
+    return require("torch", "train", "training the LLM embedder")
 
 
 def position_ids_from_mask(attention_mask: Any) -> Any:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from toolgym.retrieval import Document
+from toolgym.retriever_contract import Document
 
 
 @dataclass(frozen=True)
