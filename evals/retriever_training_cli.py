@@ -73,7 +73,7 @@ def add_train_retriever_command(subparsers: Any) -> None:
     records.add_argument("--negatives", choices=("bm25", "random"), default="bm25", help="BEIR negative mining")
     records.add_argument("--n-negatives", type=int, default=3, help="hard negatives per record")
     records.add_argument("--out", required=True, metavar="FILE", help="JSONL file to write")
-    records.set_defaults(handler=_records)
+    records.set_defaults(handler=_clear_errors(_records))
 
     embedder = actions.add_parser(
         "embedder",
@@ -101,7 +101,7 @@ def add_train_retriever_command(subparsers: Any) -> None:
     embedder.add_argument(
         "--eval-beir", metavar="DIR", help="score the result with mteb on this BEIR folder's test split"
     )
-    embedder.set_defaults(handler=_embedder)
+    embedder.set_defaults(handler=_clear_errors(_embedder))
 
     reranker = actions.add_parser(
         "reranker",
@@ -129,7 +129,7 @@ def add_train_retriever_command(subparsers: Any) -> None:
     reranker.add_argument("--device", default="cpu")
     reranker.add_argument("--seed", type=int, default=0)
     reranker.add_argument("--out", required=True, metavar="DIR", help="folder to save the reranker to")
-    reranker.set_defaults(handler=_reranker)
+    reranker.set_defaults(handler=_clear_errors(_reranker))
 
     bases = actions.add_parser(
         "tiny-bases",
@@ -140,7 +140,19 @@ def add_train_retriever_command(subparsers: Any) -> None:
     )
     bases.add_argument("--out", required=True, metavar="DIR")
     bases.add_argument("--small", action="store_true", help="toy sizes (seconds to train; for smoke tests)")
-    bases.set_defaults(handler=_tiny_bases)
+    bases.set_defaults(handler=_clear_errors(_tiny_bases))
+
+
+def _clear_errors(handler: Any) -> Any:
+    """Bad input (a missing folder, a malformed record, an unknown model) becomes one line, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (OSError, ValueError) as exc:
+            return _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+
+    return run
 
 
 def _fail(message: str) -> int:

@@ -172,3 +172,13 @@ def test_readme_training_commands_run_as_written(shared_data, tmp_path):
     run_blocks(blocks, work, shared_data, timeout=900)
     assert (work / "models" / "scifact-embedder" / "toolgym_encoder.json").is_file()
     assert (work / "models" / "gumbel-reranker" / "config.json").is_file()
+
+
+def test_bad_inputs_are_one_clear_line(tmp_path, capsys):
+    bad = tmp_path / "records.jsonl"
+    bad.write_text('{"query": "q"}\n')
+    argv = ["train-retriever", "embedder", "--base", str(tmp_path / "missing"), "--records", str(bad), "--out", "x"]
+    assert main(argv) == 2
+    assert "line 1: field 'positive'" in capsys.readouterr().err
+    assert main(["train-retriever", "records", "beir", "--folder", str(tmp_path / "nope"), "--out", "r.jsonl"]) == 2
+    assert "is missing" in capsys.readouterr().err
