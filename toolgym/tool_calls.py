@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .json_values import argument_problem
+from .json_values import argument_problem, brief
 
 ToolFormat = Literal["search_r1", "hermes", "python", "openai"]
 TOOL_FORMATS: tuple[str, ...] = ("search_r1", "hermes", "python", "openai")
@@ -162,19 +162,19 @@ def _call_from_json(body: str) -> tuple[ToolCall | None, str]:
 
 def _call_from_fields(name: Any, arguments: Any, call_id: Any) -> tuple[ToolCall | None, str]:
     if not isinstance(name, str) or not name.strip():
-        return None, f"tool call needs a non-empty string 'name', got {name!r:.80}"
+        return None, f"tool call needs a non-empty string 'name', got {brief(name)}"
     if isinstance(arguments, str):  # double-encoded JSON is common; decode once more
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except (ValueError, RecursionError) as exc:  # ValueError also covers integers past 4300 digits
-            return None, f"arguments of {name!r:.80} are not valid JSON: {exc}"[:300]
+            return None, f"arguments of {brief(name)} are not valid JSON: {exc}"[:300]
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
-        return None, f"arguments of {name!r:.80} must be a JSON object, got {type(arguments).__name__}"
+        return None, f"arguments of {brief(name)} must be a JSON object, got {type(arguments).__name__}"
     problem = argument_problem(arguments)
     if problem:
-        return None, f"arguments of {name!r:.80} {problem}"
+        return None, f"arguments of {brief(name)} {problem}"
     return ToolCall(name=name.strip(), arguments=arguments, id=call_id if isinstance(call_id, str) else None), ""
 
 
