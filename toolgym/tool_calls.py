@@ -59,6 +59,10 @@ class ParsedTurn:
     errors: list[str] = field(default_factory=list)
     empty_call_list: bool = False
     """The turn is an explicit empty call list (``[]`` in the python dialect): decoded, zero calls."""
+    refused_calls: bool = False
+    """The turn holds calls the dialect decoded but refused (values past ToolGym's size bounds or with
+    no JSON form, more calls than the per-turn cap): no call runs, but BFCL's decoder reads such a
+    turn, so its (ir)relevance checks count it as a call."""
 
 
 def turn_text(action: Any) -> str:
