@@ -103,9 +103,12 @@ def search_r1_cut(text: str) -> str:
 
 def parse_search_r1(text: str) -> ParsedTurn:
     """Search-R1's `postprocess_predictions` on the cut response: the first complete ``<search>`` or
-    ``<answer>`` block (``re.search(r"<(search|answer)>(.*?)</\\1>")``) is the action."""
+    ``<answer>`` block (``re.search(r"<(search|answer)>(.*?)</\\1>")``) is the action.
+
+    The whole response is scanned, however long, as Search-R1 does: each tag's closing is searched
+    for at most once after its first unclosed opening, so the scan stays linear in the text."""
     text = search_r1_cut(text)
-    scanned = text[:MAX_PARSE_CHARS]
+    scanned = text
     unclosable: set[str] = set()
     for opening in _SR1_OPEN_RE.finditer(scanned):
         tag = opening.group(1)
