@@ -181,7 +181,9 @@ class MathEnv(ChatEnv[MathTask]):
             verifier = self.verifier if self.verifier is not None else shared_verifier()
             result = verifier.verify(task.answer, answer.text, timeout_s=self.verify_timeout_s)
             if not result.gold_parsed:
-                logger.warning("gold answer of %s could not be parsed (%r): %s", task.id, task.answer, result.error)
+                logger.warning(
+                    "gold answer of %.100s could not be parsed (%.200r): %.300s", task.id, task.answer, result.error
+                )
         correct = bool(result and result.correct)
         metrics = {
             "correct": correct,
