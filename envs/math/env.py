@@ -10,6 +10,7 @@ by `MathVerifier` (math-verify in a killable worker process), gold first.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from toolgym.envs.base import ChatEnv, Message, TurnResult
@@ -76,8 +77,10 @@ class MathEnv(ChatEnv[MathTask]):
     ):
         if tools not in (False, None, True, "calculator"):
             raise ValueError(f"tools must be False, True or 'calculator', got {tools!r}")
-        if verify_timeout_s <= 0:
-            raise ValueError(f"verify_timeout_s must be positive, got {verify_timeout_s}")
+        if isinstance(verify_timeout_s, bool) or not isinstance(verify_timeout_s, (int, float)):
+            raise TypeError(f"verify_timeout_s must be a number of seconds, got {type(verify_timeout_s).__name__}")
+        if not 0 < verify_timeout_s < math.inf:  # NaN fails this too
+            raise ValueError(f"verify_timeout_s must be positive and finite, got {verify_timeout_s}")
         self.tools_enabled = tools in (True, "calculator")
         if dataset == "procedural":
             tasks, self.source = procedural_tasks(difficulty), "procedural"
