@@ -4,11 +4,14 @@ This is the engine under both `HFAgent` (text in, one assistant turn out) and th
 rollouts (`toolgym.agents.rollout`). Its own decode loop, rather than `model.generate`, because
 rollouts need exactly three things `generate` makes awkward together: the logprob of each sampled
 token under the distribution it was sampled from, stop strings checked token by token (stop after
-the token that completes one), and a per-sequence token budget within one batch.
+the token that completes one), and a per-sequence token budget within one batch. It also keeps
+the keys/values of recent sequences, so the next turn of a multi-turn rollout encodes only its
+new tokens (`toolgym.agents.kv_reuse`).
 
-Logprobs are `log_softmax(logits / T)` at the sampled token (T = 1 for greedy decoding), the
-quantity a trainer recomputes. Nucleus truncation (top_p < 1) changes which tokens can be drawn
-but is not folded into the logprob, as trainers do not recompute it either.
+Logprobs are `toolgym.agents.engine.token_logprobs`, i.e. `log_softmax(logits / T)` at the sampled
+token (T = 1 for greedy decoding), the function a trainer recomputes them with. Top-k and nucleus
+truncation change which tokens can be drawn but are not folded into the logprob, as trainers do
+not recompute them either.
 """
 
 from __future__ import annotations
@@ -16,37 +19,21 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolgym.extras import require
+
 from .base import SamplingParams
+from .engine import Generation, token_logprobs
+from .kv_reuse import PrefixKVCache, cache_layers, row_layers, seed_cache
 
 logger = logging.getLogger(__name__)
-
-HF_EXTRA_HINT = 'pip install "toolgym[hf]" (and torch==2.13.0 first)'
-
-
-@dataclass
-class Generation:
-    """One sequence's continuation: sampled ids, their logprobs, and why it stopped."""
-
-    token_ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    finish_reason: str = "length"
-    """"eos" (an end-of-turn token, included in `token_ids`), "stop" (a stop string), or "length"."""
-    stop: str | None = None
-    """The stop string that ended generation, when `finish_reason == "stop"`."""
 
 
 def import_torch_transformers() -> tuple[Any, Any]:
     """torch and transformers, or an ImportError that names the extra to install."""
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise ImportError(f"HF models need torch and transformers: {HF_EXTRA_HINT} ({exc})") from exc
-    return torch, transformers
+    return require("torch", "hf", "HF models"), require("transformers", "hf", "HF models")
 
 
 def load_model_and_tokenizer(
@@ -83,7 +70,10 @@ def load_model_and_tokenizer(
 class HFEngine:
     """Batched sampling with a KV cache and left padding over a transformers causal LM."""
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, seed: int = 0):
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, seed: int = 0, kv_cache_sequences: int = 64):
+        """`kv_cache_sequences`: how many recent sequences keep their keys/values for the next turn
+        of a multi-turn rollout (`toolgym.agents.kv_reuse`); at least the number of episodes in
+        flight for full reuse, 0 to encode every prompt from scratch."""
         torch, _ = import_torch_transformers()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -100,6 +90,9 @@ class HFEngine:
         parameters = inspect.signature(model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._keeps_logits = "logits_to_keep" in parameters
+        self.policy_version = 0
+        self.kv_cache = PrefixKVCache(kv_cache_sequences)
+        self._cached_weights = self._weights_version()
 
     @classmethod
     def load(
@@ -125,6 +118,21 @@ class HFEngine:
             torch.set_num_threads(threads)
         model, tokenizer = load_model_and_tokenizer(model_path, device, dtype, chat_template)
         return cls(model, tokenizer, batch_size=batch_size, seed=seed)
+
+    def update_weights(self, weights: Any) -> None:
+        """Load new policy weights (a module or a state dict) and bump `policy_version`.
+
+        Passing the engine's own model (a trainer that samples with the module it optimises) loads
+        nothing: the weights are already shared. Any other module's state dict, or a state dict, is
+        copied in with `load_state_dict(strict=True)`.
+        """
+        if weights is not self.model:
+            state = weights.state_dict() if hasattr(weights, "state_dict") else weights
+            if not isinstance(state, dict):
+                raise TypeError(f"update_weights takes a torch module or a state dict, got {type(weights).__name__}")
+            self.model.load_state_dict(state, strict=True)
+        self.kv_cache.clear()  # keys/values of the old weights
+        self.policy_version += 1
 
     def reseed(self, seed: int) -> None:
         """Restart the sampling stream, so a run with the same seed samples the same tokens."""
@@ -156,18 +164,52 @@ class HFEngine:
         done = [budget <= 0 for budget in budgets]
         if all(done):
             return generations
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
-        attention = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            attention[row, width - len(prompt) :] = 1
-        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        weights = self._weights_version()
+        if weights != self._cached_weights:  # changed in place (an optimizer step) without update_weights
+            self.kv_cache.clear()
+            self._cached_weights = weights
+        reused = [self.kv_cache.take(prompt) if self.kv_cache.capacity else (0, None) for prompt in prompts]
+        template = next((layers for _, layers in reused if layers is not None), None)
+        cached_width = max(length for length, _ in reused)
+        suffixes = [prompt[length:] for prompt, (length, _) in zip(prompts, reused)]
+        width = max(len(s) for s in suffixes)
+        batch = len(prompts)
+        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((batch, cached_width + width), dtype=torch.long)
+        positions = torch.zeros((batch, width), dtype=torch.long)
+        for row, (suffix, (length, _)) in enumerate(zip(suffixes, reused)):
+            input_ids[row, width - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
+            attention[row, cached_width - length : cached_width] = 1
+            attention[row, cached_width + width - len(suffix) :] = 1
+            positions[row, width - len(suffix) :] = torch.arange(length, length + len(suffix))
+        # Without reuse in this batch, equal prompts (the members of a GRPO group on their first
+        # turn) share one prefill; their cache rows and logits are copied out afterwards.
+        share = self.kv_cache.capacity > 0 and template is None
+        first_row: dict[tuple[int, ...], int] = {}
+        rows = [first_row.setdefault(tuple(p), row) if share else row for row, p in enumerate(prompts)]
+        unique = sorted(set(rows))
+        self.kv_cache.reused_tokens += sum(length for length, _ in reused)
+        self.kv_cache.reused_tokens += sum(len(prompts[row]) for row in range(batch) if rows[row] != row)
+        self.kv_cache.encoded_tokens += sum(len(suffixes[row]) for row in unique)
+        input_ids, attention, positions = (
+            input_ids.to(self.device),
+            attention.to(self.device),
+            positions.to(self.device),
+        )
         stop_window = _stop_window_tokens(sampling.stop)
         cache = self._new_cache()
+        if template is not None:
+            seed_cache(cache, reused, cached_width, template)
+        fed = 0
         with torch.inference_mode():
-            logits = self._forward(input_ids, attention, positions, cache)
+            if len(unique) < batch:
+                picked = torch.tensor(unique, device=self.device)
+                logits = self._forward(input_ids[picked], attention[picked], positions[picked], cache)
+                expand = torch.tensor([unique.index(row) for row in rows], device=self.device)
+                cache.batch_select_indices(expand)
+                logits = logits[expand]
+            else:
+                logits = self._forward(input_ids, attention, positions, cache)
             for _step in range(max(budgets)):
                 tokens, logprobs = self._sample(logits, sampling)
                 token_list, logprob_list = tokens.tolist(), logprobs.tolist()
@@ -181,9 +223,45 @@ class HFEngine:
                 if all(done):
                     break
                 positions = positions[:, -1:] + 1
-                attention = torch.cat([attention, attention.new_ones((len(prompts), 1))], dim=1)
+                attention = torch.cat([attention, attention.new_ones((batch, 1))], dim=1)
                 logits = self._forward(tokens.view(-1, 1), attention, positions, cache)
+                fed += 1
+        if self.kv_cache.capacity:
+            self._keep_caches(cache, prompts, suffixes, reused, generations, cached_width, width, fed)
         return generations
+
+    def _keep_caches(
+        self,
+        cache: Any,
+        prompts: list[list[int]],
+        suffixes: list[list[int]],
+        reused: list[tuple[int, Any]],
+        generations: list[Generation],
+        cached_width: int,
+        width: int,
+        fed: int,
+    ) -> None:
+        """Store each row's keys/values of the tokens the model processed: prompt + fed generated ids."""
+        torch, _ = import_torch_transformers()
+        layers = cache_layers(cache)
+        if layers is None:
+            logger.info("this model's cache is not plain full attention; KV reuse across turns is off")
+            self.kv_cache.capacity = 0
+            return
+        for row, (prompt, suffix, (length, _), generation) in enumerate(zip(prompts, suffixes, reused, generations)):
+            kept = min(len(generation.token_ids), fed)
+            columns = torch.cat(
+                [
+                    torch.arange(cached_width - length, cached_width),
+                    torch.arange(cached_width + width - len(suffix), cached_width + width + kept),
+                ]
+            ).to(self.device)
+            self.kv_cache.put(prompt + generation.token_ids[:kept], row_layers(layers, row, columns))
+
+    def _weights_version(self) -> int:
+        """Changes whenever a parameter is modified in place (torch's per-tensor version counters),
+        so cached keys/values are never used with weights other than the ones that made them."""
+        return sum(parameter._version for parameter in self.model.parameters())
 
     def _new_cache(self) -> Any:
         from transformers import DynamicCache
@@ -203,15 +281,15 @@ class HFEngine:
     def _sample(self, logits: Any, sampling: SamplingParams) -> tuple[Any, Any]:
         torch, _ = import_torch_transformers()
         if sampling.temperature == 0:
-            log_probs = torch.log_softmax(logits, dim=-1)
             tokens = logits.argmax(dim=-1)
         else:
-            log_probs = torch.log_softmax(logits / sampling.temperature, dim=-1)
-            probs = log_probs.exp()
+            probs = torch.log_softmax(logits / sampling.temperature, dim=-1).exp()
+            if sampling.top_k > 0:
+                probs = _top_k(probs, sampling.top_k)
             if sampling.top_p < 1.0:
                 probs = _nucleus(probs, sampling.top_p)
             tokens = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
-        return tokens, log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        return tokens, token_logprobs(logits, tokens, sampling.temperature)
 
     def _finished(
         self, generation: Generation, token: int, budget: int, stops: Sequence[str], stop_window: int
@@ -230,6 +308,14 @@ class HFEngine:
             generation.finish_reason = "length"
             return True
         return False
+
+
+def _top_k(probs: Any, k: int) -> Any:
+    """Zero out every token outside the `k` most likely ones."""
+    if k >= probs.shape[-1]:
+        return probs
+    threshold = probs.topk(k, dim=-1).values[..., -1:]
+    return probs.masked_fill(probs < threshold, 0.0)
 
 
 def _nucleus(probs: Any, top_p: float) -> Any:

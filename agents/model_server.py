@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from toolgym.extras import require
 from toolgym.http_server import quiet_client_disconnects, running_app
 from toolgym.json_values import json_safe
 from toolgym.microbatch import BatcherBusy, MicroBatcher
@@ -67,7 +68,7 @@ class Batcher:
         self._complete = getattr(agent, "complete", None) if _accepts_keyword(agent, "sampling", "complete") else None
         self._batcher: MicroBatcher[AgentRequest, ServedTurn] = MicroBatcher(
             lambda sampling, requests: self._act(requests, sampling),
-            window_s=limits.gather_window_s,
+            batch_wait_s=limits.batch_wait_ms / 1000,
             max_batch_size=limits.max_batch_size,
             max_pending=limits.max_pending,
             thread_name="toolgym-agent",
@@ -190,12 +191,10 @@ def _wire_call(call: ToolCall) -> dict[str, Any]:
 
 def create_app(agent: Agent, model_name: str, limits: ServerLimits | None = None) -> Any:
     """A FastAPI app serving `agent` as the model `model_name` (see the module doc)."""
-    try:
-        from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse
-        from starlette.exceptions import HTTPException as StarletteHTTPException
-    except ImportError as exc:
-        raise ImportError('serving a model needs fastapi and uvicorn: pip install "toolgym[serve]"') from exc
+    require("fastapi", "serve", "serving a model")
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     limits = limits or ServerLimits()
     batcher = Batcher(agent, limits)

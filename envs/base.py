@@ -18,6 +18,7 @@ import gymnasium as gym
 
 from toolgym.dialects import Dialect, get_dialect
 from toolgym.json_values import brief
+from toolgym.messages import Message
 from toolgym.spaces import AssistantTurn, MessageList
 from toolgym.tool_calls import TOOL_FORMATS, ParsedTurn
 
@@ -32,7 +33,6 @@ from .observation_limits import (
 from .rows import TaskRowError
 from .tasks import TaskRow, TaskSource, as_task_source
 
-Message = dict[str, Any]
 TaskT = TypeVar("TaskT")
 RESET_OPTIONS = ("index", "task")  # what `reset(options=...)` accepts; anything else is a typo to report
 
@@ -251,3 +251,19 @@ def _as_text(action: Any) -> str:
         return str(action)
     except Exception:  # any object's __str__ may raise; the turn is still recorded
         return f"<unprintable {type(action).__name__} action>"
+
+
+def list_tasks(env: gym.Env) -> TaskSource:
+    """The tasks an env draws from, in index order: `len()` and `[i]` give the row that
+    `env.reset(options={"index": i})` plays.
+
+    Works through Gymnasium wrappers (`gym.make` adds some). Procedural worlds return their
+    generator source, whose rows are made on access, so listing never materialises them all.
+    """
+    inner = env.unwrapped
+    if not isinstance(inner, ChatEnv):
+        raise TypeError(
+            f"list_tasks needs a ToolGym env (a ChatEnv, possibly wrapped), got {type(inner).__name__}; "
+            "other envs do not expose an indexable task source"
+        )
+    return inner.tasks

@@ -79,7 +79,7 @@ def _hang_up_mid_body(url: str, path: str, times: int) -> None:
 
 
 def _retrieval_app() -> Any:
-    from toolgym.retrieval import Document
+    from toolgym.retriever_contract import Document
     from toolgym.retrievers import build_retriever
     from toolgym.retrievers.server import create_app as create_retrieval_app
 

@@ -186,7 +186,7 @@ def test_pickled_envs_continue_alike_in_a_fresh_interpreter(tmp_path):
 
 
 def test_a_bm25_retriever_pickles_and_deep_copies_with_its_stemmer():
-    from toolgym.retrieval import Document
+    from toolgym.retriever_contract import Document
     from toolgym.retrievers.bm25 import BM25Retriever
 
     retriever = BM25Retriever([Document("a", "Rivers", "The rivers were running"), Document("b", "Cats", "A cat sat")])

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-SERVE_INSTALL_HINT = 'the HTTP servers need FastAPI and uvicorn: pip install "toolgym[serve]"'
+from toolgym.extras import require
+
 DISCONNECT_LOG_INTERVAL_S = 10.0
 
 logger = logging.getLogger(__name__)
@@ -71,10 +72,7 @@ def quiet_client_disconnects(app: Any, server: str, log: DisconnectLog | None = 
 @contextmanager
 def running_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout_s: float = 30.0) -> Iterator[str]:
     """Serve `app` until the block exits; yields ``http://host:port`` (port 0 picks a free port)."""
-    try:
-        import uvicorn
-    except ImportError as exc:
-        raise ImportError(SERVE_INSTALL_HINT) from exc
+    uvicorn = require("uvicorn", "serve", "the HTTP servers")
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit this; without it Nagle's algorithm and delayed ACKs add about

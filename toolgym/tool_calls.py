@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from toolgym.messages import content_text
+
 from .json_values import argument_problem, brief
 
 ToolFormat = Literal["search_r1", "hermes", "python", "openai"]
@@ -69,12 +71,8 @@ def turn_text(action: Any) -> str:
     """The visible text of an action (a `str` or an assistant message dict); '' if it has none."""
     if isinstance(action, str):
         return action
-    if isinstance(action, dict):
-        content = action.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):  # OpenAI content parts
-            return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    if isinstance(action, dict) and isinstance(action.get("content"), (str, list)):
+        return content_text(action["content"])
     return ""
 
 

@@ -13,8 +13,9 @@ import logging
 import math
 from typing import Any
 
-from toolgym.envs.base import ChatEnv, Message, TurnResult
+from toolgym.envs.base import ChatEnv, TurnResult
 from toolgym.envs.observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
+from toolgym.messages import Message
 from toolgym.tool_calls import ToolCall, turn_text
 
 from .answers import ExtractedAnswer, extract_answer

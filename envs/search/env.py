@@ -31,7 +31,7 @@ from toolgym.envs.base import ChatEnv, TurnResult, check_count
 from toolgym.envs.observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from toolgym.envs.rows import TaskRowError
 from toolgym.envs.tasks import ProceduralTasks
-from toolgym.retrieval import Document, Hit, Retriever
+from toolgym.retriever_contract import Document, Hit, Retriever
 from toolgym.tool_calls import ToolCall
 
 from . import protocol
