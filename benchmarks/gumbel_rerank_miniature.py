@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from toolgym.envs.search.loaders import load_rows
+from toolgym.envs.search.readers import load_rows
 from toolgym.evals.retriever_training import rerank_examples_from_hotpotqa, rerank_report
 from toolgym.retrievers.training.fid_reader import FiDReader, fit_reader
 from toolgym.retrievers.training.gumbel_rerank import (

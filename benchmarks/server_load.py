@@ -128,7 +128,7 @@ def load_corpus_and_queries() -> tuple[str, list[Any], list[str]]:
     from toolgym.data import shared_data_dir
 
     if shared_data_dir() is not None:
-        from toolgym.envs.search.loaders import load_rows, parse_row, shared_documents
+        from toolgym.envs.search.readers import load_rows, parse_row, shared_documents
 
         rows = load_rows("hotpotqa")
         return "HotpotQA IRCoT dev 500, shared corpus", shared_documents(rows), [parse_row(r).question for r in rows]

@@ -1,8 +1,8 @@
 """Which environment and keyword arguments evaluate a dataset name.
 
 `toolgym eval --dataset NAME` needs an env id and its constructor arguments. This module is only
-that routing table: the rows themselves are read by the envs' own loaders
-(`toolgym.envs.search.loaders`, `toolgym.envs.math.data`, `toolgym.envs.function_call.bfcl_data`),
+that routing table: the rows themselves are read by the envs' own readers
+(`toolgym.envs.search.readers`, `toolgym.envs.math.readers`, `toolgym.envs.function_call.readers`),
 so a format is parsed in exactly one place (DESIGN.md, "Where data readers and scorers live").
 
 Every folder of the shared benchmark data is reachable: HotpotQA and NQ-open (Search-v0), MATH,
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolgym.envs.search.loaders import NAMED_CORPORA
+from toolgym.envs.search.readers import NAMED_CORPORA
 
 SEARCH, MATH, FUNCTION_CALL = "Search-v0", "Math-v0", "FunctionCall-v0"
 ENV_IDS = (SEARCH, MATH, FUNCTION_CALL)
@@ -26,8 +26,8 @@ ENV_IDS = (SEARCH, MATH, FUNCTION_CALL)
 
 def _named_datasets() -> dict[str, str]:
     """Dataset name -> env id, from the envs' own tables of named shared datasets."""
-    from toolgym.envs.math.data import SHARED_DATASETS
-    from toolgym.envs.search.loaders import NAMED_DATASETS
+    from toolgym.envs.math.readers import SHARED_DATASETS
+    from toolgym.envs.search.readers import NAMED_DATASETS
 
     named = dict.fromkeys(NAMED_DATASETS, SEARCH)
     for name, splits in SHARED_DATASETS.items():
@@ -111,7 +111,7 @@ def resolve_env_kwargs(env_id: str, dataset_spec: str | None, kwargs: dict[str, 
     The env refuses the same thing when it is built; this only moves the error ahead of any output.
     Named corpora (`corpus=wiki_passages_sample`) are resolved by Search-v0 itself.
     """
-    from toolgym.envs.search.loaders import is_answer_only
+    from toolgym.envs.search.readers import is_answer_only
 
     needs_corpus = env_id == SEARCH and dataset_spec is not None and is_answer_only(dataset_spec)
     if needs_corpus and "corpus" not in kwargs and "retriever" not in kwargs:

@@ -1,7 +1,7 @@
 """Aggregate metrics of an evaluation run: pure functions over saved episode rows.
 
 Per-episode scores are never computed here: they come from the env that played the episode
-(Search-v0's HotpotQA EM/F1 via `toolgym.envs.search.qa_metrics`, Math-v0's `math-verify` result,
+(Search-v0's HotpotQA EM/F1 via `toolgym.envs.search.scoring`, Math-v0's `math-verify` result,
 FunctionCall-v0's BFCL AST checker), so a training reward and an evaluation score cannot disagree.
 This module only aggregates them:
 

@@ -2,7 +2,7 @@
 
 IRCoT's processed dev set gives each question its own `is_supporting` paragraphs as gold, searched
 in one shared corpus of every paragraph keyed by title, exactly as Search-v0 with `corpus="shared"`
-does. The rows are read with Search-v0's own loaders and the recall is also computed with its
+does. The rows are read with Search-v0's own readers and the recall is also computed with its
 `supporting_recall`, so this score and the env's per-episode metric cannot disagree. The
 trec-style metrics come from the dataset-agnostic `toolgym.retrievers.evaluation`.
 """
@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from toolgym.envs.search.loaders import parse_row, shared_documents
-from toolgym.envs.search.qa_metrics import supporting_recall
+from toolgym.envs.search.readers import parse_row, shared_documents
+from toolgym.envs.search.scoring import supporting_recall
 from toolgym.retriever_contract import Document, Retriever
 from toolgym.retrievers import build_retriever
 from toolgym.retrievers.evaluation import (

@@ -70,7 +70,7 @@ def eval_retrieval(args: argparse.Namespace) -> int:
         if args.hotpotqa:
             if args.queries or args.qrels:
                 raise ValueError("--hotpotqa takes its questions and gold from the dataset; drop --queries/--qrels")
-            from toolgym.envs.search.loaders import load_rows
+            from toolgym.envs.search.readers import load_rows
 
             from .retrieval import HOTPOTQA_KS, evaluate_hotpotqa
 

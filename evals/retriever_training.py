@@ -15,8 +15,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from toolgym.envs.search.loaders import parse_row
-from toolgym.envs.search.qa_metrics import answer_in_text, best_exact_match, best_f1
+from toolgym.envs.search.readers import parse_row
+from toolgym.envs.search.scoring import answer_in_text, best_exact_match, best_f1
 from toolgym.retrievers.training.gumbel_rerank import RerankExample
 from toolgym.retrievers.training.records import TrainingRecord
 

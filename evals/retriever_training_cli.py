@@ -168,7 +168,7 @@ def _records(args: argparse.Namespace) -> int:
             return _fail("records beir needs --folder (a BEIR folder with corpus.jsonl, queries.jsonl, qrels/)")
         rows = records_from_beir(args.folder, split=args.split, n_negatives=args.n_negatives, negatives=args.negatives)
     else:
-        from toolgym.envs.search.loaders import load_rows
+        from toolgym.envs.search.readers import load_rows
         from toolgym.evals.retriever_training import embedding_records_from_hotpotqa
 
         rows = embedding_records_from_hotpotqa(load_rows(args.dataset), n_negatives=args.n_negatives)
@@ -247,7 +247,7 @@ def _init_distributed(device: str) -> tuple[str, bool]:
 
 
 def _reranker(args: argparse.Namespace) -> int:
-    from toolgym.envs.search.loaders import load_rows
+    from toolgym.envs.search.readers import load_rows
     from toolgym.evals.retriever_training import rerank_examples_from_hotpotqa, rerank_report
     from toolgym.retrievers.training.fid_reader import FiDReader, fit_reader
     from toolgym.retrievers.training.gumbel_rerank import (

@@ -9,7 +9,7 @@ hand-rolled formula. Two choices, both stated so numbers can be compared:
   leaves empty counts as 0 (pytrec_eval alone would silently drop it and inflate the mean).
 
 This module knows qrels and runs, never a dataset's own format: HotpotQA supporting-paragraph
-recall (which reads HotpotQA rows with the env's loaders) lives in `toolgym.evals.retrieval`.
+recall (which reads HotpotQA rows with the env's readers) lives in `toolgym.evals.retrieval`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolgym.envs.function_call.bfcl_checker import check_bfcl, standardize_string
+from toolgym.envs.function_call.scoring import check_bfcl, standardize_string
 
 # BFCL's simple_0, abbreviated: base and height required, unit optional.
 TRIANGLE = {

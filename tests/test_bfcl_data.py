@@ -6,15 +6,15 @@ import pytest
 
 from toolgym.agents.base import AgentRequest
 from toolgym.agents.scripted.function_call import oracle
-from toolgym.envs.function_call.bfcl_data import (
+from toolgym.envs.function_call.bfcl_scores import live_summary, non_live_summary, per_category_accuracy
+from toolgym.envs.function_call.env import FunctionCallEnv
+from toolgym.envs.function_call.readers import (
     category_of,
     category_of_file,
     load_bfcl,
     load_question_file,
     to_openai_tool,
 )
-from toolgym.envs.function_call.bfcl_scores import live_summary, non_live_summary, per_category_accuracy
-from toolgym.envs.function_call.env import FunctionCallEnv
 
 
 def test_category_comes_from_the_id_or_file_name():

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from toolgym.envs.function_call.bfcl_data import load_bfcl
 from toolgym.envs.function_call.env import FunctionCallEnv
+from toolgym.envs.function_call.readers import load_bfcl
 
 VERDICTS = Path(__file__).parent / "fixtures" / "bfcl_official" / "verdicts.jsonl.gz"
 # Output classes where ToolGym's lenient reading disagrees with BFCL on purpose.

@@ -175,7 +175,7 @@ def test_hotpotqa_files_agree_on_paragraphs(shared_data):
 
 def test_ircot_dev_paragraphs_match_search_env_loader(shared_data):
     from toolgym.data import iter_jsonl
-    from toolgym.envs.search.loaders import parse_row
+    from toolgym.envs.search.readers import parse_row
 
     path = shared_data / "hotpotqa" / "ircot_processed" / "dev_subsampled.jsonl"
     expected: dict[str, Document] = {}

@@ -123,14 +123,14 @@ def test_the_scan_sees_lazy_relative_and_dynamic_imports(tmp_path):
     (tmp_path / "retrievers").mkdir()
     (tmp_path / "retrievers" / "bad.py").write_text(
         "import importlib\n"
-        "def f():\n    from toolgym.envs.search import loaders\n"
+        "def f():\n    from toolgym.envs.search import readers\n"
         "from ..envs import base\n"
         "importlib.import_module('toolgym.agents.base')\n"
         "from toolgym.retriever_contract import Hit\n"
     )
     problems = _violations(tmp_path / "retrievers" / "bad.py", root=tmp_path)
     assert [p.split(" imports ")[1].split(":")[0] for p in problems] == [
-        "toolgym.envs.search.loaders",
+        "toolgym.envs.search.readers",
         "toolgym.envs.base",
         "toolgym.agents.base",
     ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from toolgym.envs.math.calculator import evaluate_expression
-from toolgym.envs.math.data import gsm8k_final_answer, load_rows, task_from_row
+from toolgym.envs.math.readers import gsm8k_final_answer, load_rows, task_from_row
 from toolgym.envs.math.world import KINDS, decimal_number, generate_problem, latex_number, procedural_tasks
 
 MATH_ROW = {

@@ -10,9 +10,9 @@ import pytest
 from toolgym.agents.base import AgentRequest
 from toolgym.agents.scripted.math import baseline, oracle
 from toolgym.envs.math.answers import extract_answer
-from toolgym.envs.math.data import load_rows, task_from_row
 from toolgym.envs.math.env import MathEnv
-from toolgym.envs.math.verifier import MathVerifier
+from toolgym.envs.math.readers import load_rows, task_from_row
+from toolgym.envs.math.scoring import MathVerifier
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from math import comb
 
 import pytest
 
-from toolgym.envs.search.qa_metrics import answer_scores
+from toolgym.envs.search.scoring import answer_scores
 from toolgym.evals.metrics import (
     pass_at_k,
     pass_at_k_values,

@@ -86,7 +86,7 @@ def test_percent_formatting_with_a_huge_result_is_refused_before_computing_it(so
 def test_a_turn_bfcl_decodes_but_toolgym_refuses_is_a_call_for_relevance(source):
     """BFCL's decoder reads these turns (its checker then fails them); ToolGym runs no call, but an
     irrelevance row must still see a call (BFCL: irrelevance_error:decoder_success) and a relevance row pass."""
-    from toolgym.envs.function_call.bfcl_checker import check_bfcl
+    from toolgym.envs.function_call.scoring import check_bfcl
 
     parsed = PythonDialect("official").parse(source)
     assert parsed.errors and parsed.tool_calls == [] and parsed.refused_calls

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from toolgym.envs.math.verifier import MathVerifier
+from toolgym.envs.math.scoring import MathVerifier
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and relies on prctl")
 
@@ -51,7 +51,7 @@ def test_a_worker_started_from_a_thread_that_ends_keeps_running() -> None:
 
 PARENT = """
 import sys, time
-from toolgym.envs.math import verifier as module
+from toolgym.envs.math import scoring as module
 module.MAX_POWER_DEPTH = 100  # let the hanging tower reach the worker
 v = module.MathVerifier(timeout_s=120.0, workers=2, string_match=False)
 v.start()

@@ -243,7 +243,7 @@ def test_search_v0_episodes_through_the_server_match_in_process_ones(world_url, 
 
 
 def test_search_v0_hotpotqa_shared_corpus_through_the_server(shared_data):
-    from toolgym.envs.search.loaders import load_rows, shared_documents
+    from toolgym.envs.search.readers import load_rows, shared_documents
 
     documents = shared_documents(load_rows("hotpotqa"))
     with running_server(BM25Retriever(documents)) as base_url:

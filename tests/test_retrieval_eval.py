@@ -129,7 +129,7 @@ def test_hotpotqa_supporting_recall_on_a_hand_made_case():
 def test_hotpotqa_bm25s_on_the_ircot_dev_set(shared_data):
     """IRCoT dev 500, shared corpus of 4,858 paragraphs, bm25s: recall@10 0.906 and recall@2 0.583
     measured when written (with the supporting recall Search-v0 reports agreeing)."""
-    from toolgym.envs.search.loaders import load_rows
+    from toolgym.envs.search.readers import load_rows
 
     report = evaluate_hotpotqa(load_rows("hotpotqa"), ks=(2, 10))
     assert report.n_queries == 500 and report.extra["n_documents"] == 4858

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolgym.envs.search.qa_metrics import (
+from toolgym.envs.search.scoring import (
     answer_in_text,
     answer_scores,
     best_f1,

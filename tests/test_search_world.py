@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from toolgym.envs.search.qa_metrics import answer_in_text
+from toolgym.envs.search.scoring import answer_in_text
 from toolgym.envs.search.world import World, WorldConfig, get_world, world_from_row
 
 

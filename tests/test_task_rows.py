@@ -285,10 +285,10 @@ def test_valid_world_rows_step_through_every_tool_without_errors_from_the_row():
 
 @pytest.mark.shared_data
 def test_every_row_of_the_shared_datasets_passes_its_schema(shared_data):
-    from toolgym.envs.function_call.bfcl_data import load_bfcl
+    from toolgym.envs.function_call.readers import load_bfcl
     from toolgym.envs.function_call.rows import check_function_call_row
-    from toolgym.envs.math.data import load_rows as math_rows
-    from toolgym.envs.search.loaders import load_rows as search_rows
+    from toolgym.envs.math.readers import load_rows as math_rows
+    from toolgym.envs.search.readers import load_rows as search_rows
     from toolgym.envs.search.rows import search_row_format
 
     for spec in ("bfcl", "bfcl_v4"):

@@ -196,7 +196,7 @@ def test_a_bm25_retriever_pickles_and_deep_copies_with_its_stemmer():
 
 
 def test_a_math_verifier_pickles_as_its_settings_and_is_shared_by_deepcopy():
-    from toolgym.envs.math.verifier import MathVerifier
+    from toolgym.envs.math.scoring import MathVerifier
 
     verifier = MathVerifier(timeout_s=3.0, workers=2, string_match=False)
     clone = pickle.loads(pickle.dumps(verifier))

@@ -11,7 +11,7 @@ from typing import Any
 
 from toolgym.agents.base import AgentRequest
 from toolgym.dialects import Dialect, dialect_of
-from toolgym.envs.math.data import task_from_row
+from toolgym.envs.math.readers import task_from_row
 from toolgym.tool_calls import ToolCall
 
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")

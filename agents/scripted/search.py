@@ -11,8 +11,8 @@ from typing import Any
 
 from toolgym.agents.base import AgentRequest
 from toolgym.dialects import SearchR1Dialect, dialect_of
-from toolgym.envs.search.loaders import parse_row
-from toolgym.envs.search.qa_metrics import normalize_answer
+from toolgym.envs.search.readers import parse_row
+from toolgym.envs.search.scoring import normalize_answer
 from toolgym.tool_calls import ToolCall
 
 _DOC_LINE_RE = re.compile(r"^Doc \d+\(Title: (.*?)\) (.*)$")

@@ -37,9 +37,9 @@ from toolgym.tool_calls import ParsedTurn
 from ..base import ChatEnv, TurnResult
 from ..observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from ..tasks import ProceduralTasks
-from .bfcl_checker import check_bfcl
-from .bfcl_data import category_of, load_bfcl, to_openai_tool
+from .readers import category_of, load_bfcl, to_openai_tool
 from .rows import check_function_call_row
+from .scoring import check_bfcl
 from .world import SYSTEM_PROMPT, check_world_difficulty, generate_world_task, goal_met, is_world_row
 from .world_tools import ToolWorld
 

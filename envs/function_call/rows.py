@@ -12,7 +12,7 @@ from typing import Any
 
 from toolgym.envs.rows import RowFormat, TaskRowError, check_row
 
-from .bfcl_data import UNSUPPORTED_CATEGORIES, category_of, is_relevance_category
+from .readers import UNSUPPORTED_CATEGORIES, category_of, is_relevance_category
 from .world import MAX_DIFFICULTY, is_world_row
 from .world_tools import DOMAINS
 

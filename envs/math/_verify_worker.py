@@ -1,6 +1,6 @@
 """The math-verify worker process: JSON lines in on stdin, one JSON result line per item on stdout.
 
-Run as a script by `toolgym.envs.math.verifier` (never imported): it needs its own main thread so
+Run as a script by `toolgym.envs.math.scoring` (never imported): it needs its own main thread so
 math-verify's SIGALRM timeouts work, and it may be killed at any moment when a comparison hangs
 in C-level big-integer arithmetic, which no signal can interrupt.
 

@@ -20,8 +20,8 @@ from toolgym.tool_calls import ToolCall, turn_text
 
 from .answers import ExtractedAnswer, extract_answer
 from .calculator import CALCULATOR_SCHEMA, CalculatorError, calculator
-from .data import MathTask, load_rows, task_from_row
-from .verifier import MathVerifier, VerifyResult, shared_verifier
+from .readers import MathTask, load_rows, task_from_row
+from .scoring import MathVerifier, VerifyResult, shared_verifier
 from .world import procedural_tasks
 
 logger = logging.getLogger(__name__)

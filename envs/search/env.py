@@ -14,7 +14,7 @@ Two ways to talk to it, one episode logic:
 
 The answer is always read from the assistant's turn only, never from the prompt (Search-R1's
 "≥ 2 <answer> matches" rule exists only because it scored prompt + response). The reward is
-exact match under HotpotQA's normalization against any gold alias; `qa_metrics` holds the scorers.
+exact match under HotpotQA's normalization against any gold alias; `scoring` holds the scorers.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from toolgym.retriever_contract import Document, Hit, Retriever
 from toolgym.tool_calls import ToolCall
 
 from . import protocol
-from .loaders import SearchTask, is_answer_only, load_corpus, load_rows, parse_row, shared_documents
-from .qa_metrics import answer_in_text, answer_scores, supporting_recall
+from .readers import SearchTask, is_answer_only, load_corpus, load_rows, parse_row, shared_documents
+from .scoring import answer_in_text, answer_scores, supporting_recall
 from .world import WorldConfig, get_world, world_from_row, world_question_row
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from toolgym.envs.math import verifier as verifier_module
-from toolgym.envs.math.verifier import MathVerifier, fast_path_form, power_depth, precheck
+from toolgym.envs.math import scoring as verifier_module
+from toolgym.envs.math.scoring import MathVerifier, fast_path_form, power_depth, precheck
 
 # huggingface/Math-Verify#65: sympy never finishes with this (str() or an untimed verify hangs).
 HANGING_ANSWER = "\\dfrac{5^{\\left(5^{\\left(5^{\\left(5^5\\right)}\\right)} - 4\\right)} - 5}{16}"
