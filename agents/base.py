@@ -17,6 +17,8 @@ class SamplingParams:
     """Softmax temperature; 0 means greedy decoding."""
     top_p: float = 1.0
     """Nucleus sampling mass."""
+    top_k: int = 0
+    """Sample only among the `top_k` most likely tokens; 0 means no limit."""
     max_tokens: int = 512
     """Maximum new tokens in one assistant turn (not the whole episode)."""
     stop: tuple[str, ...] = ()
@@ -30,6 +32,8 @@ class SamplingParams:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 = no limit), got {self.top_k}")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
 

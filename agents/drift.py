@@ -11,6 +11,12 @@ newline between turns all break this. `check_drift` finds the first difference:
    must be exactly the tokens the full render tokenizes to. Sampled turns are exempt: a policy
    may sample a non-canonical tokenization of its own text, and token-in/token-out keeps what it
    sampled; those turns are counted in `retokenized_turns` for information.
+
+Raw-layout trajectories (Search-R1's, `toolgym.agents.token_stream`) are checked against the raw
+concatenation instead: the chat-template render of the opening messages with the generation
+prompt, then each turn's text, its observation text as is, and the template's end of turn after
+the last turn. Each non-policy piece must be the tokenization of its own text, as Search-R1
+tokenizes each observation on its own.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .chat_format import render
-from .rollout import Trajectory
+from .chat_format import closing_text, encode, render
+from .token_stream import observation_text
+from .trajectory import Trajectory
 
 CONTEXT_CHARS = 60
 
@@ -53,13 +60,19 @@ class DriftReport:
 
 
 def check_drift(trajectory: Trajectory, tokenizer: Any) -> DriftReport:
-    """Compare the trajectory's per-turn token stream with a full render of its messages."""
+    """Compare the trajectory's per-turn token stream with a full render of its messages
+    (for the raw layout: with the raw concatenation of prompt, turns and observations)."""
     segments = _segments(trajectory)
     pieces = [tokenizer.decode(trajectory.token_ids[a:b], skip_special_tokens=False) for a, b, _ in segments]
     stream_text = "".join(pieces)
-    full_text = render(tokenizer, trajectory.messages, trajectory.tools, add_generation_prompt=False)
+    if trajectory.layout == "raw":
+        full_text, expected_pieces = _raw_reference(trajectory, tokenizer)
+    else:
+        full_text = render(tokenizer, trajectory.messages, trajectory.tools, add_generation_prompt=False)
     if stream_text != full_text:
         return _text_drift(trajectory, tokenizer, segments, pieces, stream_text, full_text)
+    if trajectory.layout == "raw":
+        return _raw_token_drift(trajectory, segments, pieces, expected_pieces, tokenizer, full_text, stream_text)
     encoded = tokenizer(full_text, add_special_tokens=False, return_offsets_mapping=True)
     full_ids, offsets = list(encoded["input_ids"]), [tuple(o) for o in encoded["offset_mapping"]]
     starts = {start: i for i, (start, _) in reversed(list(enumerate(offsets)))}
@@ -92,6 +105,68 @@ def check_drift(trajectory: Trajectory, tokenizer: Any) -> DriftReport:
         message="no drift: the token stream equals the full chat-template render"
         + (f" ({retokenized} sampled turns use a non-canonical tokenization of their text)" if retokenized else ""),
     )
+
+
+def _raw_reference(trajectory: Trajectory, tokenizer: Any) -> tuple[str, list[list[int]]]:
+    """The raw layout's reference text, and the ids of each non-policy piece in stream order."""
+    first_turn = next((i for i, m in enumerate(trajectory.messages) if m.get("role") == "assistant"), None)
+    opening = trajectory.messages if first_turn is None else trajectory.messages[:first_turn]
+    prompt = render(tokenizer, opening, trajectory.tools, add_generation_prompt=True)
+    closing = closing_text(tokenizer, trajectory.tools)
+    closing_ids = encode(tokenizer, closing)
+    eos_text = tokenizer.decode(closing_ids[:1], skip_special_tokens=False) if closing_ids else ""
+    turns = [m for m in trajectory.messages if m.get("role") == "assistant"]
+    text, pieces = prompt, [encode(tokenizer, prompt)]
+    for index, message in enumerate(turns):
+        ended_on_eos = _ended_on_eos(trajectory, index, closing_ids)
+        text += str(message.get("content") or "")
+        if index < len(trajectory.observations):
+            observation = observation_text(trajectory.observations[index])
+            text += (eos_text if ended_on_eos else "") + observation
+            pieces.append(encode(tokenizer, observation))
+        else:
+            text += closing
+            pieces.append(closing_ids[1:] if ended_on_eos else closing_ids)
+    return text, pieces
+
+
+def _ended_on_eos(trajectory: Trajectory, turn: int, closing_ids: list[int]) -> bool:
+    if turn >= len(trajectory.turn_spans) or not closing_ids:
+        return False
+    start, end = trajectory.turn_spans[turn]
+    return trajectory.finish_reasons[turn] == "eos" and end > start and trajectory.token_ids[end - 1] == closing_ids[0]
+
+
+def _raw_token_drift(
+    trajectory: Trajectory,
+    segments: list[tuple[int, int, bool]],
+    pieces: list[str],
+    expected_pieces: list[list[int]],
+    tokenizer: Any,
+    full_text: str,
+    stream_text: str,
+) -> DriftReport:
+    """Same text: each non-policy segment must be its own piece's tokenization."""
+    expected = iter([ids for ids in expected_pieces if ids])  # empty pieces make no segment
+    char_start = 0
+    for (first, last, generated), piece in zip(segments, pieces):
+        if not generated:
+            actual_ids, expected_ids = trajectory.token_ids[first:last], next(expected, [])
+            if actual_ids != expected_ids:
+                offset = _first_difference(actual_ids, expected_ids)
+                return _report(
+                    "tokens",
+                    first + offset,
+                    char_start,
+                    False,
+                    full_text,
+                    stream_text,
+                    0,
+                    f"the non-policy tokens {actual_ids[offset : offset + 8]} differ from the raw layout's "
+                    f"{expected_ids[offset : offset + 8]} although the text is the same",
+                )
+        char_start += len(piece)
+    return DriftReport(ok=True, message="no drift: the token stream equals the raw concatenation (Search-R1 layout)")
 
 
 def _segments(trajectory: Trajectory) -> list[tuple[int, int, bool]]:

@@ -1,137 +1,174 @@
-"""Play whole episodes: an agent against a pool of environments, where one failure stays one episode.
+"""Play whole episodes of an agent (messages in, one turn out) and record each as a result row.
 
-One loop serves the quickstart, the tests and the evaluation harness. Episodes of different
-lengths interleave: each agent call gets only the conversations waiting for a turn, each pool step
-touches only the envs that acted, and freed env slots are refilled from the queue, batched. A
+The loop is `toolgym.agents.episode_loop.run_episodes`, shared with token-level training rollouts;
+this module is its agent side (`AgentDriver`) and the result-row schema (`EpisodeRow`). A
 third-party agent or task must not sink a whole run, so:
 
-- each env sits in `SafeEnv`, a Gymnasium wrapper that turns an exception in `reset`/`step` into
-  an error the loop records, so a batch step never loses the other envs' results;
+- each env sits in `SafeEnv` (`toolgym.envs.wrappers`), so an exception in `reset`/`step` becomes
+  an error row and a batch step never loses the other envs' results;
 - when a batched `agent.act` raises, the batch is retried one conversation at a time, and only the
   conversations that still fail end as errors;
-- every finished or failed episode is handed to `on_row` at once, as a JSON-ready row (the harness
-  appends it to results.jsonl).
+- every finished or failed episode is handed to `on_row` at once, as a JSON-ready row
+  (`EpisodeRow.to_dict`; the harness appends it to results.jsonl).
 
 `play_episodes` is the convenience form for code that wants `Episode` objects and an exception on
-the first failure. Token-level rollouts for training (`toolgym.agents.rollout`) keep token ids
-instead of messages and have their own loop over the same pool.
+the first failure.
 """
 
 from __future__ import annotations
 
 import time
-import traceback
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import gymnasium as gym
 
-from toolgym.envs.pool import EnvPool
+from toolgym.envs.pool import EnvPool, StepResult
+from toolgym.envs.wrappers import MAX_TRACEBACK_CHARS, SafeEnv, describe_error, safe
 
 from .base import Agent, AgentRequest
+from .episode_loop import Finished, Job, LiveEpisode, LoopClock, now_iso, run_episodes
 
-MAX_TRACEBACK_CHARS = 4000
+__all__ = [
+    "MAX_TRACEBACK_CHARS",
+    "Episode",
+    "EpisodeRow",
+    "Job",
+    "LoopClock",
+    "SafeEnv",
+    "describe_error",
+    "make_safe_pool",
+    "now_iso",
+    "play_episodes",
+    "play_safely",
+]
+
 FINAL_INFO_KEYS = ("metrics", "gold", "answer", "stop_reason", "final_state")
 
 
-@dataclass(frozen=True)
-class Job:
-    """One episode to play: task `task_index` of the env's dataset, sample `sample_index`.
+@dataclass
+class EpisodeRow:
+    """One line of an eval's results.jsonl: the schema every writer and reader of rows shares.
 
-    `options` overrides the reset options (by default `{"index": task_index}`); `{}` lets the seed
-    pick the task.
+    `to_dict` gives the JSON-ready row; `from_dict` reads one back (unknown keys, such as the
+    harness's `attempt` or `rescore` additions, are kept in `extra`).
     """
 
     task_index: int
     sample_index: int
     seed: int | None
-    options: dict[str, Any] | None = None
+    task_id: str | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[Any] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    """The env's step reward after each turn."""
+    reward: float = 0.0
+    terminated: bool = False
+    truncated: bool = False
+    turns: int = 0
+    tool_calls: int = 0
+    invalid_actions: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    final_info: dict[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    """The env's info after each turn, without the final-only keys (`FINAL_INFO_KEYS`)."""
+    timing: dict[str, float] = field(default_factory=dict)
+    """seconds (wall, reset to end), agent_seconds, env_seconds."""
+    error: dict[str, Any] | None = None
+    """None for a played episode, else stage ("reset", "env", "agent"), type, message, traceback."""
+    started_at: str = ""
+    finished_at: str = ""
+    category: str | None = None
+    """The task's category, for datasets that have one (BFCL); omitted from the row when None."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        row = {name: getattr(self, name) for name in _ROW_KEYS}
+        if self.category is not None:
+            row["category"] = self.category
+        row.update(self.extra)
+        return row
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> EpisodeRow:
+        known = {name: row[name] for name in (*_ROW_KEYS, "category") if name in row}
+        extra = {key: value for key, value in row.items() if key not in known}
+        return cls(**known, extra=extra)
+
+
+_ROW_KEYS = (
+    "task_index",
+    "sample_index",
+    "seed",
+    "task_id",
+    "messages",
+    "actions",
+    "rewards",
+    "reward",
+    "terminated",
+    "truncated",
+    "turns",
+    "tool_calls",
+    "invalid_actions",
+    "metrics",
+    "final_info",
+    "steps",
+    "timing",
+    "error",
+    "started_at",
+    "finished_at",
+)
 
 
 @dataclass
-class LoopClock:
-    """Where the wall time of a loop went; `overhead` is everything that is neither agent nor env."""
+class _Transcript:
+    """The agent driver's state of an episode in flight."""
 
-    agent: float = 0.0
-    env: float = 0.0
-    record: float = 0.0
-    total: float = 0.0
-    agent_calls: int = 0
-    episodes: int = 0
-
-    @property
-    def overhead(self) -> float:
-        return max(0.0, self.total - self.agent - self.env)
-
-
-def describe_error(exc: BaseException, stage: str) -> dict[str, Any]:
-    """The error field of a row: where it happened, the exception type and text, the traceback."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return {
-        "stage": stage,
-        "type": type(exc).__name__,
-        "message": str(exc)[:2000],
-        "traceback": text[-MAX_TRACEBACK_CHARS:],
-    }
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-class SafeEnv(gym.Wrapper):
-    """Catches exceptions from `reset`/`step` into `self.error`, and times each call in `self.seconds`.
-
-    A failed `reset` returns `([], {})`, a failed `step` ends the episode with reward 0; the caller
-    checks `error` after each call. Bad *actions* never raise in ToolGym envs (the design contract),
-    so an error here is a broken task row, a dead tool backend or a bug, and worth a row of its own.
-    """
-
-    def __init__(self, env: gym.Env):
-        super().__init__(env)
-        self.error: dict[str, Any] | None = None
-        self.seconds = 0.0
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        self.error, started = None, time.perf_counter()
-        try:
-            return self.env.reset(seed=seed, options=options)
-        except Exception as exc:
-            self.error = describe_error(exc, "reset")
-            return [], {}
-        finally:
-            self.seconds = time.perf_counter() - started
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        self.error, started = None, time.perf_counter()
-        try:
-            return self.env.step(action)
-        except Exception as exc:
-            self.error = describe_error(exc, "env")
-            return [], 0.0, True, False, {}
-        finally:
-            self.seconds = time.perf_counter() - started
-
-
-@dataclass
-class _Live:
-    """An episode in flight."""
-
-    job: Job
-    reset_info: dict[str, Any]
     messages: list[dict[str, Any]]
-    started: float
-    started_at: str
-    env_seconds: float
     actions: list[Any] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: int = 0
     invalid_actions: int = 0
-    agent_seconds: float = 0.0
+
+
+class AgentDriver:
+    """The eval side of the episode loop: an `Agent` plays, each episode becomes an `EpisodeRow`."""
+
+    def __init__(self, agent: Agent):
+        self.agent = agent
+
+    def begin(
+        self, episode: LiveEpisode[_Transcript], messages: list[dict[str, Any]], info: dict[str, Any]
+    ) -> Finished[EpisodeRow] | None:
+        episode.state = _Transcript(messages)
+        return None
+
+    def act(self, episodes: list[LiveEpisode[_Transcript]]) -> list[tuple[Any, dict[str, Any] | None]]:
+        return _act(self.agent, [_request(e) for e in episodes])
+
+    def advance(
+        self, episode: LiveEpisode[_Transcript], action: Any, result: StepResult
+    ) -> Finished[EpisodeRow] | None:
+        _record_step(episode.state, action, result)
+        return Finished(_row(episode, result=result)) if result.done else None
+
+    def failed(self, episode: LiveEpisode[_Transcript], error: dict[str, Any]) -> Finished[EpisodeRow]:
+        return Finished(_row(episode, error=error), failed=True)
+
+    def reset_failed(self, job: Job, error: dict[str, Any], env_seconds: float) -> Finished[EpisodeRow]:
+        stamp = now_iso()
+        row = EpisodeRow(
+            job.task_index,
+            job.sample_index,
+            job.seed,
+            timing={"seconds": env_seconds, "agent_seconds": 0.0, "env_seconds": env_seconds},
+            error=error,
+            started_at=stamp,
+            finished_at=stamp,
+        )
+        return Finished(row, failed=True)
 
 
 def play_safely(
@@ -147,72 +184,7 @@ def play_safely(
     for env in pool.envs:
         if not isinstance(env, SafeEnv):
             raise TypeError("play_safely needs a pool of SafeEnv-wrapped envs; build it with make_safe_pool()")
-    clock = LoopClock()
-    queue = deque(jobs)
-    live: dict[int, _Live] = {}
-    loop_started = time.perf_counter()
-
-    def emit(row: dict[str, Any]) -> None:
-        started = time.perf_counter()
-        on_row(row)
-        clock.record += time.perf_counter() - started
-        clock.episodes += 1
-
-    def fill(free: list[int]) -> None:
-        while free and queue:
-            slots = free[: len(queue)]
-            free = free[len(slots) :]
-            batch = [queue.popleft() for _ in slots]
-            started = time.perf_counter()
-            options = [{"index": j.task_index} if j.options is None else j.options for j in batch]
-            resets = pool.reset(slots, [j.seed for j in batch], options)
-            clock.env += time.perf_counter() - started
-            for slot, job in zip(slots, batch):
-                env: SafeEnv = pool.envs[slot]  # type: ignore[assignment]
-                messages, info = resets[slot]
-                if env.error is not None:
-                    emit(_error_row(job, env.error, env_seconds=env.seconds))
-                    free.append(slot)
-                    continue
-                live[slot] = _Live(job, dict(info), list(messages), time.perf_counter(), now_iso(), env.seconds)
-
-    fill(list(range(len(pool))))
-    while live:
-        slots = sorted(live)
-        requests = [_request(live[s]) for s in slots]
-        started = time.perf_counter()
-        outcomes = _act(agent, requests)
-        elapsed = time.perf_counter() - started
-        clock.agent += elapsed
-        clock.agent_calls += 1
-        freed: list[int] = []
-        actions: dict[int, Any] = {}
-        for slot, (action, error) in zip(slots, outcomes):
-            live[slot].agent_seconds += elapsed / len(slots)
-            if error is not None:
-                emit(_finish(live.pop(slot), error=error))
-                freed.append(slot)
-            else:
-                actions[slot] = action
-        if actions:
-            started = time.perf_counter()
-            results = pool.step(actions)
-            clock.env += time.perf_counter() - started
-            for slot, action in actions.items():
-                episode, env = live[slot], pool.envs[slot]
-                result = results[slot]
-                episode.env_seconds += env.seconds  # type: ignore[attr-defined]
-                if env.error is not None:  # type: ignore[attr-defined]
-                    emit(_finish(live.pop(slot), error=env.error))  # type: ignore[attr-defined]
-                    freed.append(slot)
-                    continue
-                _record_step(episode, action, result)
-                if result.done:
-                    emit(_finish(live.pop(slot), result=result))
-                    freed.append(slot)
-        fill(freed)
-    clock.total = time.perf_counter() - loop_started
-    return clock
+    return run_episodes(pool, jobs, AgentDriver(agent), lambda row: on_row(row.to_dict()))
 
 
 def make_safe_pool(env_id: str, n: int, env_kwargs: dict[str, Any]) -> EnvPool:
@@ -221,9 +193,9 @@ def make_safe_pool(env_id: str, n: int, env_kwargs: dict[str, Any]) -> EnvPool:
     return EnvPool([lambda: SafeEnv(gym.make(make_id, **env_kwargs)) for _ in range(n)])
 
 
-def _request(episode: _Live) -> AgentRequest:
+def _request(episode: LiveEpisode[_Transcript]) -> AgentRequest:
     env_info = {**episode.reset_info, "episode_seed": episode.job.seed, "sample_index": episode.job.sample_index}
-    return AgentRequest(messages=list(episode.messages), tools=episode.reset_info.get("tools"), env_info=env_info)
+    return AgentRequest(messages=list(episode.state.messages), tools=episode.reset_info.get("tools"), env_info=env_info)
 
 
 def _act(agent: Agent, requests: list[AgentRequest]) -> list[tuple[Any, dict[str, Any] | None]]:
@@ -247,69 +219,50 @@ def _act(agent: Agent, requests: list[AgentRequest]) -> list[tuple[Any, dict[str
     return outcomes
 
 
-def _record_step(episode: _Live, action: Any, result: Any) -> None:
-    episode.actions.append(action)
-    episode.messages.append(action if isinstance(action, dict) else {"role": "assistant", "content": action})
-    episode.messages.extend(result.observation)
-    episode.rewards.append(float(result.reward))
+def _record_step(transcript: _Transcript, action: Any, result: StepResult) -> None:
+    transcript.actions.append(action)
+    transcript.messages.append(action if isinstance(action, dict) else {"role": "assistant", "content": action})
+    transcript.messages.extend(result.observation)
+    transcript.rewards.append(float(result.reward))
     info = result.info
-    episode.tool_calls += len(info.get("tool_calls") or [])
-    episode.invalid_actions += int(bool(info.get("invalid_action")))
-    episode.steps.append({k: v for k, v in info.items() if k not in FINAL_INFO_KEYS})
+    transcript.tool_calls += len(info.get("tool_calls") or [])
+    transcript.invalid_actions += int(bool(info.get("invalid_action")))
+    transcript.steps.append({k: v for k, v in info.items() if k not in FINAL_INFO_KEYS})
 
 
-def _base_row(job: Job) -> dict[str, Any]:
-    return {"task_index": job.task_index, "sample_index": job.sample_index, "seed": job.seed}
-
-
-def _error_row(job: Job, error: dict[str, Any], env_seconds: float) -> dict[str, Any]:
-    """A row for an episode whose reset failed: nothing was played."""
-    stamp = now_iso()
-    return {
-        **_base_row(job),
-        "task_id": None,
-        "messages": [],
-        "actions": [],
-        "rewards": [],
-        "reward": 0.0,
-        "turns": 0,
-        "metrics": {},
-        "timing": {"seconds": env_seconds, "agent_seconds": 0.0, "env_seconds": env_seconds},
-        "error": error,
-        "started_at": stamp,
-        "finished_at": stamp,
-    }
-
-
-def _finish(episode: _Live, *, result: Any = None, error: dict[str, Any] | None = None) -> dict[str, Any]:
+def _row(
+    episode: LiveEpisode[_Transcript], *, result: StepResult | None = None, error: dict[str, Any] | None = None
+) -> EpisodeRow:
+    transcript = episode.state
     info = dict(result.info) if result is not None else {}
-    row = {
-        **_base_row(episode.job),
-        "task_id": episode.reset_info.get("task_id"),
-        "messages": episode.messages,
-        "actions": episode.actions,
-        "rewards": episode.rewards,
-        "reward": float(result.reward) if result is not None else 0.0,
-        "terminated": bool(result.terminated) if result is not None else False,
-        "truncated": bool(result.truncated) if result is not None else False,
-        "turns": len(episode.actions),
-        "tool_calls": episode.tool_calls,
-        "invalid_actions": episode.invalid_actions,
-        "metrics": info.pop("metrics", {}) or {},
-        "final_info": {k: v for k, v in info.items() if k in FINAL_INFO_KEYS},
-        "steps": episode.steps,
-        "timing": {
+    category = episode.reset_info.get("category")
+    return EpisodeRow(
+        task_index=episode.job.task_index,
+        sample_index=episode.job.sample_index,
+        seed=episode.job.seed,
+        task_id=episode.reset_info.get("task_id"),
+        messages=transcript.messages,
+        actions=transcript.actions,
+        rewards=transcript.rewards,
+        reward=float(result.reward) if result is not None else 0.0,
+        terminated=bool(result.terminated) if result is not None else False,
+        truncated=bool(result.truncated) if result is not None else False,
+        turns=len(transcript.actions),
+        tool_calls=transcript.tool_calls,
+        invalid_actions=transcript.invalid_actions,
+        metrics=info.pop("metrics", {}) or {},
+        final_info={k: v for k, v in info.items() if k in FINAL_INFO_KEYS},
+        steps=transcript.steps,
+        timing={
             "seconds": time.perf_counter() - episode.started,
             "agent_seconds": episode.agent_seconds,
             "env_seconds": episode.env_seconds,
         },
-        "error": error,
-        "started_at": episode.started_at,
-        "finished_at": now_iso(),
-    }
-    if isinstance(episode.reset_info.get("category"), str):
-        row["category"] = episode.reset_info["category"]
-    return row
+        error=error,
+        started_at=episode.started_at,
+        finished_at=now_iso(),
+        category=category if isinstance(category, str) else None,
+    )
 
 
 @dataclass
@@ -377,11 +330,9 @@ def play_episodes(
         if on_episode is not None:
             on_episode(Episode.from_row(row))
 
-    safe = EnvPool(
-        [env if isinstance(env, SafeEnv) else SafeEnv(env) for env in pool.envs], max_workers=pool.max_workers
-    )
+    wrapped = EnvPool([safe(env) for env in pool.envs], max_workers=pool.max_workers)
     try:
-        play_safely(agent, safe, jobs, on_row)
+        play_safely(agent, wrapped, jobs, on_row)
     finally:
-        safe.close(close_envs=False)
+        wrapped.close(close_envs=False)
     return [Episode.from_row(rows[i]) for i in range(len(jobs))]

@@ -6,9 +6,10 @@ rollouts need exactly three things `generate` makes awkward together: the logpro
 token under the distribution it was sampled from, stop strings checked token by token (stop after
 the token that completes one), and a per-sequence token budget within one batch.
 
-Logprobs are `log_softmax(logits / T)` at the sampled token (T = 1 for greedy decoding), the
-quantity a trainer recomputes. Nucleus truncation (top_p < 1) changes which tokens can be drawn
-but is not folded into the logprob, as trainers do not recompute it either.
+Logprobs are `toolgym.agents.engine.token_logprobs`, i.e. `log_softmax(logits / T)` at the sampled
+token (T = 1 for greedy decoding), the function a trainer recomputes them with. Top-k and nucleus
+truncation change which tokens can be drawn but are not folded into the logprob, as trainers do
+not recompute them either.
 """
 
 from __future__ import annotations
@@ -16,27 +17,15 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .base import SamplingParams
+from .engine import Generation, token_logprobs
 
 logger = logging.getLogger(__name__)
 
 HF_EXTRA_HINT = 'pip install "toolgym[hf]" (and torch==2.13.0 first)'
-
-
-@dataclass
-class Generation:
-    """One sequence's continuation: sampled ids, their logprobs, and why it stopped."""
-
-    token_ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    finish_reason: str = "length"
-    """"eos" (an end-of-turn token, included in `token_ids`), "stop" (a stop string), or "length"."""
-    stop: str | None = None
-    """The stop string that ended generation, when `finish_reason == "stop"`."""
 
 
 def import_torch_transformers() -> tuple[Any, Any]:
@@ -100,6 +89,7 @@ class HFEngine:
         parameters = inspect.signature(model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._keeps_logits = "logits_to_keep" in parameters
+        self.policy_version = 0
 
     @classmethod
     def load(
@@ -125,6 +115,20 @@ class HFEngine:
             torch.set_num_threads(threads)
         model, tokenizer = load_model_and_tokenizer(model_path, device, dtype, chat_template)
         return cls(model, tokenizer, batch_size=batch_size, seed=seed)
+
+    def update_weights(self, weights: Any) -> None:
+        """Load new policy weights (a module or a state dict) and bump `policy_version`.
+
+        Passing the engine's own model (a trainer that samples with the module it optimises) loads
+        nothing: the weights are already shared. Any other module's state dict, or a state dict, is
+        copied in with `load_state_dict(strict=True)`.
+        """
+        if weights is not self.model:
+            state = weights.state_dict() if hasattr(weights, "state_dict") else weights
+            if not isinstance(state, dict):
+                raise TypeError(f"update_weights takes a torch module or a state dict, got {type(weights).__name__}")
+            self.model.load_state_dict(state, strict=True)
+        self.policy_version += 1
 
     def reseed(self, seed: int) -> None:
         """Restart the sampling stream, so a run with the same seed samples the same tokens."""
@@ -203,15 +207,15 @@ class HFEngine:
     def _sample(self, logits: Any, sampling: SamplingParams) -> tuple[Any, Any]:
         torch, _ = import_torch_transformers()
         if sampling.temperature == 0:
-            log_probs = torch.log_softmax(logits, dim=-1)
             tokens = logits.argmax(dim=-1)
         else:
-            log_probs = torch.log_softmax(logits / sampling.temperature, dim=-1)
-            probs = log_probs.exp()
+            probs = torch.log_softmax(logits / sampling.temperature, dim=-1).exp()
+            if sampling.top_k > 0:
+                probs = _top_k(probs, sampling.top_k)
             if sampling.top_p < 1.0:
                 probs = _nucleus(probs, sampling.top_p)
             tokens = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
-        return tokens, log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        return tokens, token_logprobs(logits, tokens, sampling.temperature)
 
     def _finished(
         self, generation: Generation, token: int, budget: int, stops: Sequence[str], stop_window: int
@@ -230,6 +234,14 @@ class HFEngine:
             generation.finish_reason = "length"
             return True
         return False
+
+
+def _top_k(probs: Any, k: int) -> Any:
+    """Zero out every token outside the `k` most likely ones."""
+    if k >= probs.shape[-1]:
+        return probs
+    threshold = probs.topk(k, dim=-1).values[..., -1:]
+    return probs.masked_fill(probs < threshold, 0.0)
 
 
 def _nucleus(probs: Any, top_p: float) -> Any:

@@ -1,6 +1,7 @@
 """Token-level rollouts for training: token ids in, token ids out.
 
-A trajectory's `token_ids` are built by appending, never by re-tokenizing decoded text:
+A trajectory's `token_ids` are built by appending, never by re-tokenizing decoded text. In the
+"chat" layout (native tool calling and the text dialects other than search_r1):
 
     prompt (template + generation prompt)                        loss_mask 0
     turn 1: the ids the engine sampled                           loss_mask 1, engine logprobs
@@ -9,11 +10,19 @@ A trajectory's `token_ids` are built by appending, never by re-tokenizing decode
     turn 2: sampled ids                                          1
     …
 
+In the "raw" layout (Search-R1's, the default for `tool_format="search_r1"`), the env's
+observation text is appended as raw tokens inside the same assistant turn instead, and the end of
+turn follows the last turn only (`toolgym.agents.token_stream`).
+
 So the trainer scores exactly the tokens the policy produced, with exactly the context it saw.
-`toolgym.agents.drift.check_drift` compares this stream with a full chat-template render of the
-final messages. The messages hold each assistant turn as the decoded text of its sampled ids (the
-token-faithful transcript); what the env received (for native tool calling, a message with
-`tool_calls`) is in `actions`.
+`toolgym.agents.drift.check_drift` compares this stream with a full render of the final messages.
+The messages hold each assistant turn as the decoded text of its sampled ids (the token-faithful
+transcript); what the env received (for native tool calling, a message with `tool_calls`) is in
+`actions`.
+
+Episodes run on the shared loop (`toolgym.agents.episode_loop`), the same one the eval harness
+uses: an exception in an env's `reset` or `step` ends only that episode, as a trajectory with
+`failed=True` and the error, which trainers leave out of the loss and count.
 """
 
 from __future__ import annotations
@@ -21,79 +30,184 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 
-from toolgym.envs.pool import EnvPool
+from toolgym.envs.pool import EnvPool, StepResult
+from toolgym.envs.wrappers import safe
 
 from .base import Action, SamplingParams
-from .chat_format import action_from_text, closing_text, encode, render, suffix_text, template_tools
-from .hf_engine import Generation
+from .chat_format import action_from_text, template_tools
+from .engine import Generation, TokenEngine, sampling_record
+from .episode_loop import Finished, Job, LiveEpisode, run_episodes
+from .token_stream import TokenStream, append_masked, append_sampled, resolve_layout
+from .trajectory import Trajectory, read_trajectories, write_trajectories
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "Generation",
+    "TokenEngine",
+    "Trajectory",
+    "collect_rollouts",
+    "group_key",
+    "read_trajectories",
+    "write_trajectories",
+]
 
-class TokenEngine(Protocol):
-    """Anything that continues token-id prompts: `HFEngine`, `VLLMEngine`."""
 
-    def generate(
-        self, prompts: Sequence[Sequence[int]], sampling: SamplingParams, max_new_tokens: Sequence[int] | None = None
-    ) -> list[Generation]: ...
+def group_key(task_id: str, seed: int | None) -> str:
+    """The GRPO group key of an episode: the task it played and the seed that drew the task.
 
-
-@dataclass
-class Trajectory:
-    """One episode at the token level (the contract of DESIGN.md, "Rollouts and trajectories")."""
-
-    messages: list[dict[str, Any]]
-    """The conversation; assistant turns are the decoded text of their sampled ids."""
-    token_ids: list[int]
-    """The whole episode: prompt, generated turns, end-of-turn and env/tool tokens."""
-    loss_mask: list[int]
-    """1 exactly on tokens the policy sampled, 0 on prompt, template and env/tool tokens."""
-    logprobs: list[float]
-    """The engine's logprob of each sampled token; 0.0 where `loss_mask` is 0."""
-    turn_spans: list[tuple[int, int]]
-    """[start, end) token indices of each assistant turn's sampled ids."""
-    reward: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
-    """The env's final info (metrics, gold, stop_reason)."""
-    turn_infos: list[dict[str, Any]] = field(default_factory=list)
-    """The env's info after each assistant turn."""
-    actions: list[Action] = field(default_factory=list)
-    """What the env received each turn (text, or an assistant message with `tool_calls`)."""
-    finish_reasons: list[str] = field(default_factory=list)
-    """Why each turn's generation stopped: "eos", "stop" or "length"."""
-    tools: list[dict[str, Any]] | None = None
-    """The tool schemas rendered by the chat template (native tool calling), else None."""
-    prompt_length: int = 0
-    seed: int | None = None
-    task_id: str = ""
-    group: int = 0
-    """Index of the GRPO group (the seed's position in `seeds`); members share the task."""
-    terminated: bool = False
-    truncated: bool = False
-    seconds: float = 0.0
-
-    @property
-    def num_generated_tokens(self) -> int:
-        return sum(self.loss_mask)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable record of the trajectory."""
-        record = asdict(self)
-        record["turn_spans"] = [list(span) for span in self.turn_spans]
-        return record
+    Depends only on the task, never on where the seed sits in a call's seed list, so advantages
+    computed per group do not change when a batch is reordered or split.
+    """
+    return f"{task_id}@seed={seed}"
 
 
 @dataclass
-class _Episode:
+class _Rollout:
     trajectory: Trajectory
     tool_format: str
-    order: int
-    started: float
+
+
+class _TokenDriver:
+    """The training side of the episode loop: a token engine plays, each episode becomes a `Trajectory`."""
+
+    def __init__(
+        self,
+        engine: TokenEngine,
+        tokenizer: Any,
+        sampling: SamplingParams,
+        max_episode_tokens: int,
+        use_chat_template_tools: bool,
+        layout: str,
+        record: dict[str, Any],
+        sample_offset: int,
+    ):
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.sampling = sampling
+        self.max_episode_tokens = max_episode_tokens
+        self.use_chat_template_tools = use_chat_template_tools
+        self.layout = layout
+        self.record = record
+        self.sample_offset = sample_offset
+        self.stream = TokenStream(tokenizer)
+
+    def _new_trajectory(self, job: Job, messages: list[dict[str, Any]], info: dict[str, Any]) -> Trajectory:
+        return Trajectory(
+            messages=messages,
+            token_ids=[],
+            loss_mask=[],
+            logprobs=[],
+            turn_spans=[],
+            info=info,
+            seed=job.seed,
+            task_id=str(info.get("task_id", "")),
+            group=job.task_index,
+            sample_index=self.sample_offset + job.sample_index,
+            sampling=dict(self.record),
+        )
+
+    def begin(
+        self, episode: LiveEpisode[_Rollout], messages: list[dict[str, Any]], info: dict[str, Any]
+    ) -> Finished[Trajectory] | None:
+        tool_format = info.get("tool_format", "text")
+        trajectory = self._new_trajectory(episode.job, messages, info)
+        trajectory.tools = template_tools(self.tokenizer, info.get("tools"), tool_format, self.use_chat_template_tools)
+        trajectory.layout = resolve_layout(self.layout, tool_format)
+        prompt = self.stream.prompt_ids(messages, trajectory.tools)
+        append_masked(trajectory, prompt)
+        trajectory.prompt_length = len(prompt)
+        episode.state = _Rollout(trajectory, tool_format)
+        if self.stream.room(trajectory, self.max_episode_tokens) < 1:
+            logger.warning(
+                "task %s: the prompt (%d tokens) leaves no room within max_episode_tokens=%d",
+                trajectory.task_id,
+                len(prompt),
+                self.max_episode_tokens,
+            )
+            return self._end_on_budget(episode, info)
+        return None
+
+    def act(self, episodes: list[LiveEpisode[_Rollout]]) -> list[tuple[Action | None, dict[str, Any] | None]]:
+        trajectories = [e.state.trajectory for e in episodes]
+        budgets = [min(self.sampling.max_tokens, self.stream.room(t, self.max_episode_tokens)) for t in trajectories]
+        generations = self.engine.generate([t.token_ids for t in trajectories], self.sampling, budgets)
+        return [(self._append_turn(e.state, g), None) for e, g in zip(episodes, generations)]
+
+    def _append_turn(self, rollout: _Rollout, generation: Generation) -> Action:
+        trajectory = rollout.trajectory
+        append_sampled(trajectory, generation)
+        ids = generation.token_ids
+        # An eos that is the template's own end-of-turn token belongs to the turn's tokens, not its text.
+        text_ids = ids[:-1] if self.stream.ends_turn(trajectory, generation) else ids
+        text = self.tokenizer.decode(text_ids, skip_special_tokens=False)
+        trajectory.messages.append({"role": "assistant", "content": text})
+        action = action_from_text(text, rollout.tool_format)
+        trajectory.actions.append(action)
+        return action
+
+    def advance(
+        self, episode: LiveEpisode[_Rollout], action: Action, result: StepResult
+    ) -> Finished[Trajectory] | None:
+        trajectory = episode.state.trajectory
+        trajectory.turn_infos.append(result.info)
+        trajectory.turn_rewards.append(float(result.reward))
+        ended_on_eos = self._last_turn_ended_on_eos(trajectory)
+        if result.done:
+            append_masked(trajectory, self.stream.final_closing(trajectory, ended_on_eos))
+            trajectory.reward, trajectory.info = float(result.reward), result.info
+            trajectory.terminated, trajectory.truncated = result.terminated, result.truncated
+            return self._finish(episode)
+        between = self.stream.between_turns(trajectory, result.observation, ended_on_eos)
+        closing = self.stream.closing_ids(trajectory.tools)
+        if len(trajectory.token_ids) + len(between) + len(closing) >= self.max_episode_tokens:
+            append_masked(trajectory, self.stream.final_closing(trajectory, ended_on_eos))
+            return self._end_on_budget(episode, result.info)
+        trajectory.messages.extend(result.observation)
+        trajectory.observations.append(list(result.observation))
+        start = len(trajectory.token_ids)
+        append_masked(trajectory, between)
+        trajectory.observation_spans.append((start, len(trajectory.token_ids)))
+        return None
+
+    def failed(self, episode: LiveEpisode[_Rollout], error: dict[str, Any]) -> Finished[Trajectory]:
+        trajectory = episode.state.trajectory
+        trajectory.failed, trajectory.error = True, error
+        trajectory.reward, trajectory.terminated, trajectory.truncated = 0.0, False, False
+        trajectory.info = {**trajectory.info, "stop_reason": "error"}
+        return Finished(self._finish(episode).record, failed=True)
+
+    def reset_failed(self, job: Job, error: dict[str, Any], env_seconds: float) -> Finished[Trajectory]:
+        trajectory = self._new_trajectory(job, [], {"stop_reason": "error"})
+        trajectory.failed, trajectory.error, trajectory.seconds = True, error, env_seconds
+        return Finished(trajectory, failed=True)
+
+    def _last_turn_ended_on_eos(self, trajectory: Trajectory) -> bool:
+        start, end = trajectory.turn_spans[-1]
+        closing = self.stream.closing_ids(trajectory.tools)
+        return (
+            trajectory.finish_reasons[-1] == "eos"
+            and end > start
+            and bool(closing)
+            and trajectory.token_ids[end - 1] == closing[0]
+        )
+
+    def _end_on_budget(self, episode: LiveEpisode[_Rollout], info: dict[str, Any]) -> Finished[Trajectory]:
+        trajectory = episode.state.trajectory
+        trajectory.reward, trajectory.truncated, trajectory.terminated = 0.0, True, False
+        trajectory.info = {**info, "stop_reason": "max_episode_tokens"}
+        return self._finish(episode)
+
+    @staticmethod
+    def _finish(episode: LiveEpisode[_Rollout]) -> Finished[Trajectory]:
+        trajectory = episode.state.trajectory
+        trajectory.seconds = time.perf_counter() - episode.started
+        return Finished(trajectory)
 
 
 def collect_rollouts(
@@ -106,158 +220,75 @@ def collect_rollouts(
     group_size: int = 1,
     options: Sequence[dict[str, Any] | None] | None = None,
     use_chat_template_tools: bool = True,
+    *,
+    layout: str = "auto",
+    policy_version: int | None = None,
+    sample_offset: int = 0,
 ) -> list[Trajectory]:
     """Play `group_size` episodes per seed and return their trajectories, grouped by seed.
 
     The result is ordered so that `trajectories[g * group_size : (g + 1) * group_size]` is the group
-    of `seeds[g]` (same task, independent samples). Up to `len(envs)` episodes run at once; each
-    round generates one turn for every episode awaiting one, in batches, and steps only those envs.
-    An episode whose tokens would exceed `max_episode_tokens` ends `truncated` with
-    `info["stop_reason"] == "max_episode_tokens"` and reward 0.
+    of `seeds[g]` (same task, independent samples), and every member carries the same
+    `group_key` (task id and seed) and its `sample_index` (`sample_offset` + position in the group;
+    raise the offset to draw more samples for groups already started, e.g. dynamic sampling).
+    Up to `len(envs)` episodes run at once; each round generates one turn for every episode awaiting
+    one, in batches, and steps only those envs.
+
+    - An episode whose tokens would exceed `max_episode_tokens` ends `truncated` with
+      `info["stop_reason"] == "max_episode_tokens"` and reward 0.
+    - An env exception in `reset`/`step` ends that episode only: `failed=True`, `error` set,
+      reward 0, `info["stop_reason"] == "error"`.
+    - `layout`: "auto" ("raw" for search_r1, else "chat"), "chat" or "raw" (`toolgym.agents.token_stream`).
+    - `policy_version` is stored in each trajectory's `sampling` record (default: the engine's).
     """
     if group_size < 1:
         raise ValueError(f"group_size must be at least 1, got {group_size}")
     if max_episode_tokens < 2:
         raise ValueError(f"max_episode_tokens must be at least 2, got {max_episode_tokens}")
+    if sample_offset < 0:
+        raise ValueError(f"sample_offset must be >= 0, got {sample_offset}")
+    resolve_layout(layout, "")  # refuse an unknown layout before any episode runs
     options = list(options) if options is not None else [None] * len(seeds)
     if len(options) != len(seeds):
         raise ValueError(f"got {len(seeds)} seeds but {len(options)} options")
-    pool = envs if isinstance(envs, EnvPool) else EnvPool(list(envs), max_workers=1)
-    if sampling.seed is not None and hasattr(engine, "reseed"):
+    if policy_version is None:
+        policy_version = int(getattr(engine, "policy_version", 0))
+    if sampling.seed is not None:
         engine.reseed(sampling.seed)
-    queue = [
-        (group * group_size + sample, group, seed, option)
+    driver = _TokenDriver(
+        engine,
+        tokenizer,
+        sampling,
+        max_episode_tokens,
+        use_chat_template_tools,
+        layout,
+        sampling_record(sampling, policy_version),
+        sample_offset,
+    )
+    jobs = [
+        Job(group, sample, seed, dict(option) if option is not None else {})
         for group, (seed, option) in enumerate(zip(seeds, options))
         for sample in range(group_size)
-    ][::-1]
-    finished: dict[int, Trajectory] = {}
-    slots: dict[int, _Episode] = {}
-    closings: dict[str, list[int]] = {}
-
-    def start(slot: int) -> None:
-        while queue:
-            order, group, seed, option = queue.pop()
-            messages, info = pool.reset([slot], [seed], [option])[slot]
-            tool_format = info.get("tool_format", "text")
-            tools = template_tools(tokenizer, info.get("tools"), tool_format, use_chat_template_tools)
-            prompt = encode(tokenizer, render(tokenizer, messages, tools, add_generation_prompt=True))
-            trajectory = Trajectory(
-                messages=list(messages),
-                token_ids=list(prompt),
-                loss_mask=[0] * len(prompt),
-                logprobs=[0.0] * len(prompt),
-                turn_spans=[],
-                info=dict(info),
-                tools=tools,
-                prompt_length=len(prompt),
-                seed=seed,
-                task_id=str(info.get("task_id", "")),
-                group=group,
-            )
-            episode = _Episode(trajectory, tool_format, order, time.perf_counter())
-            if _room(trajectory, max_episode_tokens, _closing_ids(tokenizer, tools, closings)) < 1:
-                logger.warning(
-                    "task %s: the prompt (%d tokens) leaves no room within max_episode_tokens=%d",
-                    trajectory.task_id,
-                    len(prompt),
-                    max_episode_tokens,
-                )
-                _end_on_budget(episode, finished)
-                continue
-            slots[slot] = episode
-            return
-
-    for slot in range(len(pool)):
-        start(slot)
-    while slots:
-        active = sorted(slots)
-        budgets = [
-            min(
-                sampling.max_tokens,
-                _room(
-                    slots[s].trajectory,
-                    max_episode_tokens,
-                    _closing_ids(tokenizer, slots[s].trajectory.tools, closings),
-                ),
-            )
-            for s in active
-        ]
-        generations = engine.generate([slots[s].trajectory.token_ids for s in active], sampling, budgets)
-        actions = {}
-        for slot, generation in zip(active, generations):
-            episode = slots[slot]
-            closing = _closing_ids(tokenizer, episode.trajectory.tools, closings)
-            actions[slot] = _append_turn(episode, generation, closing, tokenizer)
-        results = pool.step(actions)
-        for slot in active:
-            episode, result = slots[slot], results[slot]
-            trajectory = episode.trajectory
-            trajectory.turn_infos.append(result.info)
-            if result.done:
-                trajectory.reward, trajectory.info = float(result.reward), result.info
-                trajectory.terminated, trajectory.truncated = result.terminated, result.truncated
-                _finish(episode, finished)
-                del slots[slot]
-                start(slot)
-                continue
-            suffix = encode(tokenizer, suffix_text(tokenizer, result.observation, trajectory.tools))
-            closing = _closing_ids(tokenizer, trajectory.tools, closings)
-            if len(trajectory.token_ids) + len(suffix) + len(closing) >= max_episode_tokens:
-                trajectory.info = dict(result.info)
-                _end_on_budget(episode, finished)
-                del slots[slot]
-                start(slot)
-                continue
-            trajectory.messages.extend(result.observation)
-            _append_masked(trajectory, suffix)
-    return [finished[i] for i in range(len(seeds) * group_size)]
+    ]
+    envs_in = envs.envs if isinstance(envs, EnvPool) else list(envs)
+    workers = envs.max_workers if isinstance(envs, EnvPool) else 1
+    pool = EnvPool([safe(env) for env in envs_in], max_workers=workers)
+    finished: dict[tuple[int, int], Trajectory] = {}
+    try:
+        clock = run_episodes(pool, jobs, driver, lambda t: finished.__setitem__((t.group, t.sample_index), t))
+    finally:
+        pool.close(close_envs=False)
+    if clock.failed:
+        logger.warning("%d of %d episodes failed with an env error (marked failed=True)", clock.failed, len(jobs))
+    trajectories = [finished[(job.task_index, sample_offset + job.sample_index)] for job in jobs]
+    _assign_group_keys(trajectories, seeds, group_size)
+    return trajectories
 
 
-def _closing_ids(tokenizer: Any, tools: list[dict[str, Any]] | None, cache: dict[str, list[int]]) -> list[int]:
-    key = "tools" if tools else "plain"
-    if key not in cache:
-        cache[key] = encode(tokenizer, closing_text(tokenizer, tools))
-    return cache[key]
-
-
-def _room(trajectory: Trajectory, max_episode_tokens: int, closing: list[int]) -> int:
-    """New tokens a turn may sample while the end-of-turn tokens still fit in the budget."""
-    return max_episode_tokens - len(trajectory.token_ids) - len(closing)
-
-
-def _append_masked(trajectory: Trajectory, ids: list[int]) -> None:
-    trajectory.token_ids.extend(ids)
-    trajectory.loss_mask.extend([0] * len(ids))
-    trajectory.logprobs.extend([0.0] * len(ids))
-
-
-def _append_turn(episode: _Episode, generation: Generation, closing: list[int], tokenizer: Any) -> Action:
-    """Append a turn's sampled ids (mask 1) and the template's end of turn (mask 0); return the action."""
-    trajectory = episode.trajectory
-    ids = list(generation.token_ids)
-    start = len(trajectory.token_ids)
-    trajectory.token_ids.extend(ids)
-    trajectory.loss_mask.extend([1] * len(ids))
-    trajectory.logprobs.extend(generation.logprobs)
-    trajectory.turn_spans.append((start, len(trajectory.token_ids)))
-    trajectory.finish_reasons.append(generation.finish_reason)
-    # An eos that is the template's own end-of-turn token belongs to the turn's tokens, not its text.
-    ends_turn = generation.finish_reason == "eos" and bool(closing) and ids[-1:] == closing[:1]
-    text = tokenizer.decode(ids[:-1] if ends_turn else ids, skip_special_tokens=False)
-    _append_masked(trajectory, closing[1:] if ends_turn else closing)
-    trajectory.messages.append({"role": "assistant", "content": text})
-    action = action_from_text(text, episode.tool_format)
-    trajectory.actions.append(action)
-    return action
-
-
-def _finish(episode: _Episode, finished: dict[int, Trajectory]) -> None:
-    episode.trajectory.seconds = time.perf_counter() - episode.started
-    finished[episode.order] = episode.trajectory
-
-
-def _end_on_budget(episode: _Episode, finished: dict[int, Trajectory]) -> None:
-    trajectory = episode.trajectory
-    trajectory.reward, trajectory.truncated, trajectory.terminated = 0.0, True, False
-    trajectory.info = {**trajectory.info, "stop_reason": "max_episode_tokens"}
-    _finish(episode, finished)
+def _assign_group_keys(trajectories: list[Trajectory], seeds: Sequence[int], group_size: int) -> None:
+    """Key each group by its task: a member whose reset failed takes the key of one that played."""
+    for index, seed in enumerate(seeds):
+        group = trajectories[index * group_size : (index + 1) * group_size]
+        task_id = next((t.task_id for t in group if t.task_id), "")
+        for trajectory in group:
+            trajectory.group_key = group_key(task_id, seed)

@@ -18,8 +18,8 @@ from typing import Any
 
 from .base import Action, AgentRequest, SamplingParams
 from .chat_format import action_from_text, encode, render, template_tools, truncate_at_stop
+from .engine import Generation
 from .hf_agent import Completion, request_tool_format
-from .hf_engine import Generation
 
 VLLM_EXTRA_HINT = 'pip install "toolgym[gpu]" (vLLM needs a CUDA GPU and brings its own CUDA torch)'
 
@@ -39,6 +39,7 @@ def vllm_sampling_params(sampling: SamplingParams, max_tokens: int | None = None
     return vllm.SamplingParams(
         temperature=sampling.temperature,
         top_p=sampling.top_p,
+        top_k=sampling.top_k if sampling.top_k > 0 else -1,
         max_tokens=max_tokens if max_tokens is not None else sampling.max_tokens,
         stop=list(sampling.stop) or None,
         include_stop_str_in_output=True,  # the env must see the closing tag
@@ -60,9 +61,33 @@ class VLLMEngine:
         self.tokenizer = model.get_tokenizer()
         self._seed = seed
         self._requests = 0
+        self.policy_version = 0
 
     def reseed(self, seed: int) -> None:
+        """Restart the per-request seed sequence, so equal seeds sample equal tokens."""
         self._seed, self._requests = seed, 0
+
+    def update_weights(self, weights: Any) -> None:
+        """Load new weights (a torch module or a state dict with HF parameter names) into vLLM.
+
+        Uses the model's own `load_weights` (which maps HF names onto vLLM's fused layers): directly
+        on the in-process driver model when vLLM exposes it (V0, or V1 with
+        `VLLM_ENABLE_V1_MULTIPROCESSING=0`), else through `LLM.collective_rpc` on every worker, which
+        pickles CPU copies of the tensors. Tensor parallelism above 1 is not supported here (each
+        worker would receive full tensors). The prefix cache is reset, since its blocks hold keys
+        and values of the old weights. GPU-only and untested in ToolGym's CPU test suite.
+        """
+        state = weights.state_dict() if hasattr(weights, "state_dict") else weights
+        if not isinstance(state, dict):
+            raise TypeError(f"update_weights takes a torch module or a state dict, got {type(weights).__name__}")
+        model = _driver_model(self.llm)
+        if model is not None:
+            model.load_weights(list(state.items()))
+        else:
+            cpu_items = [(name, tensor.detach().cpu()) for name, tensor in state.items()]
+            self.llm.collective_rpc(_load_weights_on_worker, args=(cpu_items,))
+        self.llm.reset_prefix_cache()
+        self.policy_version += 1
 
     def generate(
         self, prompts: Sequence[Sequence[int]], sampling: SamplingParams, max_new_tokens: Sequence[int] | None = None
@@ -83,6 +108,22 @@ class VLLMEngine:
         for i, output in zip(todo, outputs):
             results[i] = _generation(output.outputs[0])
         return [result for result in results if result is not None]
+
+
+def _driver_model(llm: Any) -> Any:
+    """The in-process model of vLLM's driver worker, or None when the engine runs out of process."""
+    executor = getattr(getattr(llm, "llm_engine", None), "model_executor", None)
+    worker = getattr(executor, "driver_worker", None)
+    worker = getattr(worker, "worker", worker)  # V1 wraps the worker
+    runner = getattr(worker, "model_runner", None)
+    model = getattr(runner, "model", None)
+    return model if hasattr(model, "load_weights") else None
+
+
+def _load_weights_on_worker(worker: Any, items: list[tuple[str, Any]]) -> None:
+    """Run on each vLLM worker by `collective_rpc`: load HF-named tensors into its model."""
+    device = next(worker.model_runner.model.parameters()).device
+    worker.model_runner.model.load_weights([(name, tensor.to(device)) for name, tensor in items])
 
 
 def _generation(completion: Any) -> Generation:

@@ -165,3 +165,19 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
         if self.render_mode != "ansi":
             return None
         return "\n\n".join(f"[{m.get('role', '?')}] {m.get('content') or m.get('tool_calls')}" for m in self.transcript)
+
+
+def list_tasks(env: gym.Env) -> TaskSource:
+    """The tasks an env draws from, in index order: `len()` and `[i]` give the row that
+    `env.reset(options={"index": i})` plays.
+
+    Works through Gymnasium wrappers (`gym.make` adds some). Procedural worlds return their
+    generator source, whose rows are made on access, so listing never materialises them all.
+    """
+    inner = env.unwrapped
+    if not isinstance(inner, ChatEnv):
+        raise TypeError(
+            f"list_tasks needs a ToolGym env (a ChatEnv, possibly wrapped), got {type(inner).__name__}; "
+            "other envs do not expose an indexable task source"
+        )
+    return inner.tasks

@@ -24,6 +24,7 @@ from typing import Any
 
 from toolgym.agents.base import Agent, SamplingParams
 from toolgym.agents.episodes import Job, LoopClock, make_safe_pool, now_iso, play_safely
+from toolgym.envs.base import list_tasks
 
 from .datasets import resolve_dataset, resolve_env_kwargs
 from .metrics import numeric, primary_metric
@@ -193,7 +194,7 @@ def run_eval(
     agent = build_agent(config)
     pool = make_safe_pool(config.env, concurrency, env_kwargs)
     try:
-        dataset_size = len(pool.envs[0].unwrapped.tasks)  # type: ignore[attr-defined]
+        dataset_size = len(list_tasks(pool.envs[0]))
         tasks = task_plan(config, dataset_size)
         out.mkdir(parents=True, exist_ok=True)
         run = saved_run or {"config": asdict(config), "invocations": []}

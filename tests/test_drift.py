@@ -21,20 +21,21 @@ SAMPLING = SamplingParams(temperature=1.0, max_tokens=16, seed=0)
 THINK_STUB = "<think>\n\n</think>\n\n"
 
 
-def _rollouts(engine, tokenizer, env_id: str, **env_kwargs) -> list[Trajectory]:
+def _rollouts(engine, tokenizer, env_id: str, layout: str = "auto", **env_kwargs) -> list[Trajectory]:
     with EnvPool.make(env_id, 2, **env_kwargs) as pool:
-        return collect_rollouts(engine, tokenizer, pool, [0, 1], SAMPLING, max_episode_tokens=4096)
+        return collect_rollouts(engine, tokenizer, pool, [0, 1], SAMPLING, max_episode_tokens=4096, layout=layout)
 
 
 @pytest.fixture(scope="module")
 def search_rollouts(engine) -> list[Trajectory]:
-    return _rollouts(engine, engine.tokenizer, "toolgym:Search-v0", max_turns=3)
+    return _rollouts(engine, engine.tokenizer, "toolgym:Search-v0", layout="chat", max_turns=3)
 
 
 @pytest.mark.parametrize(
     ("env_id", "env_kwargs"),
     [
-        ("toolgym:Search-v0", {"max_turns": 3}),
+        ("toolgym:Search-v0", {"max_turns": 3}),  # search_r1: the raw layout
+        ("toolgym:Search-v0", {"max_turns": 3, "layout": "chat"}),
         ("toolgym:Search-v0", {"max_turns": 2, "tool_format": "openai"}),
         ("toolgym:Math-v0", {"tools": True, "max_turns": 3}),
     ],
@@ -58,7 +59,7 @@ def test_thinking_stub_in_the_generation_prompt_is_caught(engine) -> None:
     assert THINK_STUB in planted.apply_chat_template(
         [{"role": "user", "content": "q"}], tokenize=False, add_generation_prompt=True
     )
-    [trajectory, _] = _rollouts(engine, planted, "toolgym:Search-v0", max_turns=2)
+    [trajectory, _] = _rollouts(engine, planted, "toolgym:Search-v0", layout="chat", max_turns=2)
 
     report = check_drift(trajectory, planted)
 

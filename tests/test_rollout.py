@@ -20,7 +20,7 @@ SAMPLING = SamplingParams(temperature=1.0, max_tokens=24, stop=("</search>", "</
 def search_rollouts(engine) -> list[Trajectory]:
     with EnvPool.make("toolgym:Search-v0", 4, max_turns=3) as pool:
         return collect_rollouts(
-            engine, engine.tokenizer, pool, [0, 1, 2], SAMPLING, max_episode_tokens=2048, group_size=2
+            engine, engine.tokenizer, pool, [0, 1, 2], SAMPLING, max_episode_tokens=2048, group_size=2, layout="chat"
         )
 
 
@@ -47,7 +47,8 @@ def _first_assistant(trajectory: Trajectory) -> dict:
 
 
 def _assert_token_layout(trajectory: Trajectory, tokenizer) -> None:
-    """loss_mask is 1 exactly on sampled turns; every other span is the end of turn plus env text."""
+    """loss_mask is 1 exactly on sampled turns; every other span is the end of turn plus env text
+    (chat layout) or the raw observation text, with the end of turn after the last turn (raw layout)."""
     inside = {i for start, end in trajectory.turn_spans for i in range(start, end)}
     assert trajectory.loss_mask == [int(i in inside) for i in range(len(trajectory.token_ids))]
     assert all(lp == 0.0 for i, lp in enumerate(trajectory.logprobs) if i not in inside)
@@ -59,9 +60,16 @@ def _assert_token_layout(trajectory: Trajectory, tokenizer) -> None:
         zip(ends, starts, _env_messages_after_each_turn(trajectory))
     ):
         sampled_eos = trajectory.finish_reasons[turn] == "eos"
-        expected = ("\n" if sampled_eos else "<|im_end|>\n") + "".join(_chatml(m) for m in env_messages)
-        if next_start < len(trajectory.token_ids) or env_messages:
-            expected += "<|im_start|>assistant\n"
+        end_of_turn = "\n" if sampled_eos else "<|im_end|>\n"
+        last = turn == len(ends) - 1
+        if trajectory.layout == "raw":
+            expected = end_of_turn if last else "".join(m["content"] for m in env_messages)
+            if not last:
+                assert trajectory.observation_spans[turn] == (end, next_start)
+        else:
+            expected = end_of_turn + "".join(_chatml(m) for m in env_messages)
+            if next_start < len(trajectory.token_ids) or env_messages:
+                expected += "<|im_start|>assistant\n"
         masked_ids = trajectory.token_ids[end:next_start]
         # The non-policy tokens are exactly the canonical tokenization of the hand-written ChatML.
         assert masked_ids == tokenizer(expected, add_special_tokens=False)["input_ids"], (turn, expected)
@@ -127,7 +135,7 @@ def test_groups_share_a_task_and_sample_independently(search_rollouts) -> None:
 def test_same_seed_same_trajectories(engine, search_rollouts) -> None:
     with EnvPool.make("toolgym:Search-v0", 4, max_turns=3) as pool:
         again = collect_rollouts(
-            engine, engine.tokenizer, pool, [0, 1, 2], SAMPLING, max_episode_tokens=2048, group_size=2
+            engine, engine.tokenizer, pool, [0, 1, 2], SAMPLING, max_episode_tokens=2048, group_size=2, layout="chat"
         )
 
     assert [t.token_ids for t in again] == [t.token_ids for t in search_rollouts]
