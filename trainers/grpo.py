@@ -25,12 +25,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from toolgym.agents.engine import token_entropy, token_logprobs
+
 from .batch import RolloutBatch
 from .config import GRPOConfig
 from .objective import (
     aggregate,
     clipped_policy_loss,
-    entropy_from_logits,
     group_advantages,
     importance_ratio,
     kl_divergence,
@@ -51,22 +52,20 @@ class PolicyOutput:
     """The step-wide divisor: an extra loss that sums over tokens divides by it to stay split-invariant."""
 
 
-def token_logprobs(logits: Tensor, token_ids: Tensor, temperature: float = 1.0) -> Tensor:
-    """log-softmax(logits / T) gathered at `token_ids`; `logits[..., t, :]` produced `token_ids[..., t]`."""
-    log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
-    return log_probs.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
-
-
 def policy_forward(
     model: Any, batch: RolloutBatch, temperature: float, with_entropy: bool = False
 ) -> tuple[Tensor, Tensor | None]:
-    """Per-token logprobs (and entropies) of `batch.input_ids` under `model`, aligned with the tokens."""
+    """Per-token logprobs (and entropies) of `batch.input_ids` under `model`, aligned with the tokens.
+
+    Scored with `toolgym.agents.engine.token_logprobs`, the function the HF engine samples with, so
+    trainer and engine logprobs cannot differ by formula (temperature, gathering), only by numerics.
+    """
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
     logprobs = token_logprobs(logits, batch.input_ids[:, 1:], temperature)
     pad = logprobs.new_zeros((logprobs.shape[0], 1))
     entropy = None
     if with_entropy:
-        entropy = torch.cat([pad, entropy_from_logits(logits.float() / temperature)], dim=1)
+        entropy = torch.cat([pad, token_entropy(logits, temperature)], dim=1)
     return torch.cat([pad, logprobs], dim=1), entropy
 
 

@@ -24,6 +24,8 @@ import torch
 from toolgym.agents.base import SamplingParams
 from toolgym.agents.hf_engine import HFEngine
 from toolgym.agents.rollout import collect_rollouts
+from toolgym.agents.trajectory import write_trajectories
+from toolgym.envs.base import list_tasks
 from toolgym.envs.pool import EnvPool
 
 from . import checkpoint, setup
@@ -50,7 +52,7 @@ class GRPOTrainer:
         probe = setup.make_env(config)
         self.model_path = setup.model_folder(config)
         self.tokenizer = setup.load_tokenizer(self.model_path)
-        n_tasks = len(probe.unwrapped.tasks)
+        n_tasks = len(list_tasks(probe))
         self.train_indices = list(range(min(config.train_tasks, n_tasks)))
         start = config.eval_task_start if config.eval_task_start is not None else len(self.train_indices)
         self.eval_indices = [i for i in range(start, start + config.eval_tasks) if i < n_tasks]
@@ -185,8 +187,7 @@ class GRPOTrainer:
         if self.config.save_rollouts:
             folder = Path(self.config.output_dir) / "rollouts"
             folder.mkdir(parents=True, exist_ok=True)
-            lines = [_json_line(t.to_dict()) for t in batch.trajectories]
-            (folder / f"step-{step + 1:06d}.jsonl").write_text("".join(lines), encoding="utf-8")
+            write_trajectories(folder / f"step-{step + 1:06d}.jsonl", batch.trajectories)
         update: dict[str, float] = {}
         if batch.size:
             batch.advantages = advantages(batch, self.config)
@@ -196,6 +197,7 @@ class GRPOTrainer:
                     batch.advantages = replaced
             for _ in range(self.config.num_iterations):
                 update = optimizer_step(self.policy, self.optimizer, self.scheduler, batch, self.config, self.plugins)
+                self.engine.update_weights(self.policy)  # shared module: no copy, bumps policy_version
             metrics.update(batch_metrics(batch))
         else:
             for _ in range(self.config.num_iterations):
@@ -253,6 +255,7 @@ class GRPOTrainer:
             "sampler": self.sampler.state_dict(),
             "plugins": [plugin.state_dict() for plugin in self.plugins],
             "config": dataclasses.asdict(self.config),
+            "policy_version": self.engine.policy_version,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -264,6 +267,7 @@ class GRPOTrainer:
         for plugin, plugin_state in zip(self.plugins, state["plugins"]):
             plugin.load_state_dict(plugin_state)
         self.step = int(state["step"])
+        self.engine.policy_version = int(state.get("policy_version", 0))
 
     def save(self) -> Path:
         """An atomic checkpoint of the current step, plus the final model folder at the end of the run."""
@@ -280,7 +284,3 @@ class GRPOTrainer:
 
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
-
-
-def _json_line(value: Any) -> str:
-    return json.dumps(value, default=str) + "\n"

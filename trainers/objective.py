@@ -154,7 +154,7 @@ def rollout_correction_weights(
     raise ValueError(f"unknown rollout correction {mode!r}")
 
 
-# --- KL and entropy -------------------------------------------------------------------------------------
+# --- KL -------------------------------------------------------------------------------------
 
 
 def kl_divergence(logprobs: Tensor, ref_logprobs: Tensor, estimator: str = "k3") -> Tensor:
@@ -171,12 +171,6 @@ def kl_divergence(logprobs: Tensor, ref_logprobs: Tensor, estimator: str = "k3")
     if estimator == "k3":
         return torch.exp(-log_ratio) - 1.0 + log_ratio
     raise ValueError(f"kl_estimator must be 'k1', 'k2' or 'k3', got {estimator!r}")
-
-
-def entropy_from_logits(logits: Tensor) -> Tensor:
-    """Per-position entropy H = −Σ_v p_v log p_v of the softmax of `logits` (last dimension)."""
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
-    return -(log_probs.exp() * log_probs).sum(-1)
 
 
 # --- aggregation ----------------------------------------------------------------------------------------
