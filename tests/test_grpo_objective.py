@@ -25,7 +25,9 @@ from toolgym.trainers.objective import (
 
 
 def approx(values, expected, tol=1e-5):
-    return torch.allclose(torch.as_tensor(values, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), atol=tol)
+    return torch.allclose(
+        torch.as_tensor(values, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), atol=tol
+    )
 
 
 # --- advantages ---------------------------------------------------------------------------------------
@@ -35,7 +37,9 @@ def test_group_std_advantage_of_one_group():
     # r = [1, 0, 0, 1]: mean 0.5; Bessel std = sqrt(4 · 0.25 / 3) = sqrt(1/3) = 0.577350;
     # Â = ±0.5 / 0.577350 = ±0.866025.
     rewards, groups = torch.tensor([1.0, 0.0, 0.0, 1.0]), torch.tensor([0, 0, 0, 0])
-    assert approx(group_advantages(rewards, groups, "mean", "group_std", eps=0.0), [0.866025, -0.866025, -0.866025, 0.866025])
+    assert approx(
+        group_advantages(rewards, groups, "mean", "group_std", eps=0.0), [0.866025, -0.866025, -0.866025, 0.866025]
+    )
 
 
 def test_group_std_uses_biased_std_when_asked():

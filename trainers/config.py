@@ -110,9 +110,7 @@ class GRPOConfig:
     """Entropy bonus coefficient (loss −= coef · mean entropy); TRL/veRL default 0, Search-R1 0.001."""
 
     # --- rollout vs. trainer mismatch -------------------------------------------------------------------
-    rollout_correction: Literal["none", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"] = (
-        "none"
-    )
+    rollout_correction: Literal["none", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"] = "none"
     """Importance correction from the engine's stored logprobs to the trainer's old logprobs. Off by
     default: the HF engine shares the trainer's weights; with vLLM TRL defaults to sequence_mask."""
     rollout_correction_cap: float = 2.0

@@ -7,6 +7,7 @@ exist, a tool format the env does not speak, a token budget below the prompt.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -96,6 +97,9 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             raise ConfigError(f"{key} must be an integer, got {value!r}")
         return value
     if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string; accept what float() accepts
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} must be a number, got {value!r}")
         return float(value)
@@ -136,7 +140,9 @@ def validate(config: GRPOConfig) -> None:
             f"max_new_tokens={config.max_new_tokens} must be below max_episode_tokens={config.max_episode_tokens}"
         )
     if not 0 <= config.clip_eps_low < 1 or config.clip_eps_high < 0:
-        raise ConfigError(f"clip_eps_low must be in [0, 1) and clip_eps_high >= 0, got {config.clip_eps_low}, {config.clip_eps_high}")
+        raise ConfigError(
+            f"clip_eps_low must be in [0, 1) and clip_eps_high >= 0, got {config.clip_eps_low}, {config.clip_eps_high}"
+        )
     if config.dual_clip is not None and config.dual_clip <= 1:
         raise ConfigError(f"dual_clip must be > 1 (veRL uses 3.0) or null, got {config.dual_clip}")
     if config.kl_coef < 0 or config.entropy_coef < 0:

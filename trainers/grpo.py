@@ -142,7 +142,9 @@ def micro_batch_loss(
 
 def split_into_micro_batches(batch: RolloutBatch, micro_batch_size: int) -> list[RolloutBatch]:
     """Consecutive row slices of at most `micro_batch_size` rows, each trimmed of trailing padding."""
-    return [batch.rows(start, min(start + micro_batch_size, batch.size)) for start in range(0, batch.size, micro_batch_size)]
+    return [
+        batch.rows(start, min(start + micro_batch_size, batch.size)) for start in range(0, batch.size, micro_batch_size)
+    ]
 
 
 def accumulate_gradients(

@@ -122,9 +122,7 @@ class GRPOTrainer:
                 with self.reference.disable_adapter():
                     batch.ref_logprobs = batch_logprobs(self.policy, batch, config.temperature, config.micro_batch_size)
             else:
-                batch.ref_logprobs = batch_logprobs(
-                    self.reference, batch, config.temperature, config.micro_batch_size
-                )
+                batch.ref_logprobs = batch_logprobs(self.reference, batch, config.temperature, config.micro_batch_size)
 
     def shape(self, batch: RolloutBatch) -> None:
         """Shaped reward = outcome − overlong penalty − β·Σ KL (if in reward), then the plug-ins' shaping."""

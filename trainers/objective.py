@@ -41,7 +41,9 @@ def group_advantages(
     not veRL's mean-0/std-1 rule that would hand it Â = r; an all-equal group gets 0 from r − b = 0.
     """
     if rewards.dim() != 1 or group_ids.shape != rewards.shape:
-        raise ValueError(f"rewards and group_ids must be 1-D of equal length, got {rewards.shape} and {group_ids.shape}")
+        raise ValueError(
+            f"rewards and group_ids must be 1-D of equal length, got {rewards.shape} and {group_ids.shape}"
+        )
     rewards = rewards.double()
     scored = ~torch.isnan(rewards)
     advantages = torch.zeros_like(rewards)

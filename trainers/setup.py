@@ -75,7 +75,9 @@ def check_prompt_fits(config: GRPOConfig, env: gym.Env, tokenizer: Any, task_ind
     from toolgym.agents.chat_format import encode, render, template_tools
 
     messages, info = env.reset(seed=task_index, options={"index": task_index})
-    tools = template_tools(tokenizer, info.get("tools"), info.get("tool_format", "text"), config.use_chat_template_tools)
+    tools = template_tools(
+        tokenizer, info.get("tools"), info.get("tool_format", "text"), config.use_chat_template_tools
+    )
     length = len(encode(tokenizer, render(tokenizer, messages, tools, add_generation_prompt=True)))
     if length + 2 > config.max_episode_tokens:
         raise ConfigError(

@@ -88,7 +88,9 @@ def load_demonstrations(path: str | Path, tokenizer: Any, layout: str = "chat") 
         if "token_ids" in row:
             demonstrations.append(from_trajectory(Trajectory.from_dict(row)))
         elif "messages" in row:
-            demonstrations.append(from_messages(tokenizer, row["messages"], row.get("tools"), row.get("layout", layout)))
+            demonstrations.append(
+                from_messages(tokenizer, row["messages"], row.get("tools"), row.get("layout", layout))
+            )
         else:
             raise ValueError(f"{path}:{number}: a demonstration needs 'token_ids' (a trajectory) or 'messages'")
     if not demonstrations:
