@@ -45,6 +45,10 @@ class GRPOConfig:
     """Held-out tasks scored greedily every `eval_every` steps (0 = no evaluation)."""
     eval_task_start: int | None = None
     """First held-out task index; None starts right after the training tasks (the ranges may not overlap)."""
+    train_task_indices: list[int] | None = None
+    """Explicit training task indices (e.g. the questions about training entities only); overrides train_tasks."""
+    eval_task_indices: list[int] | None = None
+    """Explicit held-out task indices; overrides eval_tasks / eval_task_start. Must not meet the training ones."""
     eval_every: int = 0
     """Evaluate every N optimizer steps and after the last one (0 = never)."""
     use_chat_template_tools: bool = True

@@ -153,7 +153,15 @@ def validate(config: GRPOConfig) -> None:
         raise ConfigError(f"rollout_correction_cap must be > 0, got {config.rollout_correction_cap}")
     if config.learning_rate <= 0:
         raise ConfigError(f"learning_rate must be > 0, got {config.learning_rate}")
-    if config.eval_every and not config.eval_tasks:
+    if config.train_task_indices is not None and not config.train_task_indices:
+        raise ConfigError("train_task_indices is an empty list: give at least one task index, or null")
+    if config.train_task_indices and config.eval_task_indices:
+        shared = sorted(set(config.train_task_indices) & set(config.eval_task_indices))
+        if shared:
+            raise ConfigError(
+                f"eval_task_indices overlap train_task_indices at {shared[:5]}: held-out tasks must be unseen"
+            )
+    if config.eval_every and not (config.eval_tasks or config.eval_task_indices):
         raise ConfigError("eval_every is set but eval_tasks is 0: give the number of held-out tasks")
     if config.eval_tasks and config.eval_task_start is not None and config.eval_task_start < config.train_tasks:
         raise ConfigError(

@@ -53,20 +53,46 @@ class PolicyOutput:
 
 
 def policy_forward(
-    model: Any, batch: RolloutBatch, temperature: float, with_entropy: bool = False
+    model: Any, batch: RolloutBatch, temperature: float, with_entropy: bool = False, entropy_grad: bool = False
 ) -> tuple[Tensor, Tensor | None]:
     """Per-token logprobs (and entropies) of `batch.input_ids` under `model`, aligned with the tokens.
 
     Scored with `toolgym.agents.engine.token_logprobs`, the function the HF engine samples with, so
     trainer and engine logprobs cannot differ by formula (temperature, gathering), only by numerics.
+    Only positions whose next token is a policy token anywhere in the batch get logits (the
+    model's `logits_to_keep` with an index tensor, as TRL keeps only completion logits); the
+    others are 0, which every consumer masks anyway. The entropy carries gradient only when the
+    bonus needs it (`entropy_grad`); otherwise it is computed for the metrics alone.
     """
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
-    logprobs = token_logprobs(logits, batch.input_ids[:, 1:], temperature)
-    pad = logprobs.new_zeros((logprobs.shape[0], 1))
+    length = batch.input_ids.shape[1]
+    policy_next = batch.loss_mask[:, 1:].any(dim=0)
+    kept = torch.nonzero(policy_next).flatten()
+    pad = batch.loss_mask.new_zeros((batch.size, 1))
+    if kept.numel() == 0:
+        zeros = batch.loss_mask.new_zeros((batch.size, length))
+        return zeros, (zeros if with_entropy else None)
+    inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+    if _keeps_logits(model):
+        logits = model(**inputs, logits_to_keep=kept.to(batch.input_ids.device)).logits
+    else:
+        logits = model(**inputs).logits[:, :-1][:, kept]
+    targets = batch.input_ids[:, 1:][:, kept]
+    logprobs = batch.loss_mask.new_zeros((batch.size, length - 1)).index_copy(
+        1, kept, token_logprobs(logits, targets, temperature).to(batch.loss_mask.dtype)
+    )
     entropy = None
     if with_entropy:
-        entropy = torch.cat([pad, token_entropy(logits, temperature)], dim=1)
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            values = token_entropy(logits, temperature).to(batch.loss_mask.dtype)
+        entropy = torch.cat([pad, batch.loss_mask.new_zeros((batch.size, length - 1)).index_copy(1, kept, values)], 1)
     return torch.cat([pad, logprobs], dim=1), entropy
+
+
+def _keeps_logits(model: Any) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (transformers >= 4.50 causal LMs)."""
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 @torch.no_grad()
@@ -158,7 +184,9 @@ def accumulate_gradients(
     loss_total = 0.0
     for micro in micro_batches:
         # Entropy is always computed: veRL logs it every step, and the bonus needs it when entropy_coef > 0.
-        logprobs, entropy = policy_forward(model, micro, config.temperature, with_entropy=True)
+        logprobs, entropy = policy_forward(
+            model, micro, config.temperature, with_entropy=True, entropy_grad=config.entropy_coef > 0
+        )
         loss, sums = micro_batch_loss(PolicyOutput(logprobs, entropy, normalizer), micro, config, plugins)
         loss.backward()
         loss_total += float(loss.detach())

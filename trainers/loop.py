@@ -53,11 +53,14 @@ class GRPOTrainer:
         self.model_path = setup.model_folder(config)
         self.tokenizer = setup.load_tokenizer(self.model_path)
         n_tasks = len(list_tasks(probe))
-        self.train_indices = list(range(min(config.train_tasks, n_tasks)))
+        self.train_indices = list(config.train_task_indices or range(min(config.train_tasks, n_tasks)))
         start = config.eval_task_start if config.eval_task_start is not None else len(self.train_indices)
-        self.eval_indices = [i for i in range(start, start + config.eval_tasks) if i < n_tasks]
-        if config.eval_tasks and not self.eval_indices:
+        self.eval_indices = list(config.eval_task_indices or range(start, min(start + config.eval_tasks, n_tasks)))
+        if config.eval_every and not self.eval_indices:
             raise setup.ConfigError(f"eval_task_start={start} is past the env's {n_tasks} tasks")
+        outside = [i for i in self.train_indices + self.eval_indices if not 0 <= i < n_tasks]
+        if outside:
+            raise setup.ConfigError(f"task indices {outside[:5]} are outside the env's {n_tasks} tasks")
         setup.check_prompt_fits(config, probe, self.tokenizer, self.train_indices[0])
         self.plugins = plugins if plugins is not None else load_plugins(config.plugins)
 
@@ -221,6 +224,8 @@ class GRPOTrainer:
         progress = Progress(config.total_steps, self.step, config.progress_bar)
         history = []
         try:
+            if config.eval_every and self.step == 0:  # the starting point, after any SFT warm-up
+                sink.log(0, self.evaluate())
             while self.step < config.total_steps:
                 metrics = self.train_step(self.step)
                 self.step += 1

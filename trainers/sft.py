@@ -67,7 +67,9 @@ def from_messages(
         final = position == len(turns) - 1
         content = str(messages[index].get("content") or "")
         ids = tokenizer(content, add_special_tokens=False)["input_ids"]
-        ends_on_eos = final or layout == "chat"  # raw layout: inner turns end on a stop string, not eos
+        # chat layout: a turn ends on the template's end-of-turn token, as sampled turns do; raw layout
+        # (Search-R1): turns end on a stop string (</search>, </answer>) and the end of turn is appended.
+        ends_on_eos = layout == "chat"
         ids = list(ids) + (eos if ends_on_eos else [])
         append_sampled(trajectory, Generation(ids, [0.0] * len(ids), "eos" if ends_on_eos else "stop"))
         if final:

@@ -77,6 +77,9 @@ class SearchEnv(ChatEnv[SearchTask]):
         reward_metric: which score is the reward: "em" (default), "f1" or "subem".
         world_seed, n_entities, n_distractors, paragraphs_per_entity, hops: the procedural world
             and its questions (hops 1 or 2; None mixes both).
+        prompt_template: replaces Search-R1's instruction prompt (search_r1 format) with a format
+            string holding `{question}`, e.g. "{question}" alone for a tiny model trained from
+            scratch, which cannot afford Search-R1's ~100-token instructions.
     """
 
     env_id = "Search-v0"
@@ -99,12 +102,15 @@ class SearchEnv(ChatEnv[SearchTask]):
         n_distractors: int | None = None,
         paragraphs_per_entity: int = 1,
         hops: int | None = None,
+        prompt_template: str | None = None,
         render_mode: str | None = None,
     ):
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         if max_obs_chars is not None and max_obs_chars < 1:
             raise ValueError(f"max_obs_chars must be positive or None, got {max_obs_chars}")
+        if prompt_template is not None and "{question}" not in prompt_template:
+            raise ValueError(f"prompt_template must contain '{{question}}', got {prompt_template!r}")
         if reward_metric not in REWARD_METRICS:
             raise ValueError(f"reward_metric must be one of {REWARD_METRICS}, got {reward_metric!r}")
         if not isinstance(retriever, str) and not callable(getattr(retriever, "search", None)):
@@ -113,6 +119,7 @@ class SearchEnv(ChatEnv[SearchTask]):
         self.procedural = dataset == "procedural"
         self.world_config = WorldConfig(world_seed, n_entities, n_distractors, paragraphs_per_entity)
         self.hops = hops
+        self.prompt_template = prompt_template
         if self.procedural:
             if corpus == "per_question":
                 raise ValueError("the procedural world has one shared corpus; leave corpus=None")
@@ -193,7 +200,8 @@ class SearchEnv(ChatEnv[SearchTask]):
 
     def opening_messages(self, task: SearchTask) -> list[dict[str, Any]]:
         if self.tool_format == "search_r1":
-            prompt = protocol.SEARCH_R1_PROMPT.format(question=protocol.search_r1_question(task.question))
+            template = self.prompt_template or protocol.SEARCH_R1_PROMPT
+            prompt = template.format(question=protocol.search_r1_question(task.question))
             return [{"role": "user", "content": prompt}]
         system = protocol.NATIVE_SYSTEM_PROMPT + "\n\n" + tool_instructions(self.tools, self.tool_format)
         return [{"role": "system", "content": system}, {"role": "user", "content": f"Question: {task.question}"}]
