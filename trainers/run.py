@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 def run_training(config: GRPOConfig) -> list[dict[str, Any]]:
     """Build the trainer (all config checks first), warm up with SFT on a fresh run, train, close."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # per-file load/save bars would drown the step bar
     trainer = GRPOTrainer(config)
     try:
         if config.sft_steps and trainer.step == 0:
