@@ -20,7 +20,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from toolgym.tool_calls import MAX_CALLS_PER_TURN, MAX_PARSE_CHARS, parse_turn
+from toolgym.dialects import Dialect, get_dialect
+from toolgym.tool_calls import MAX_CALLS_PER_TURN, MAX_PARSE_CHARS, parse_hermes
 
 Message = dict[str, Any]
 
@@ -87,13 +88,15 @@ def template_supports_tools(tokenizer: Any) -> bool:
     return isinstance(template, str) and "tools" in template
 
 
-def template_tools(tokenizer: Any, tools: list[dict[str, Any]] | None, tool_format: str, enabled: bool = True) -> Any:
+def template_tools(
+    tokenizer: Any, tools: list[dict[str, Any]] | None, dialect: Dialect | str, enabled: bool = True
+) -> Any:
     """The `tools` to hand the chat template: only for native (`openai`) tool calling.
 
     Text dialects (hermes, python, search_r1) already carry their instructions in the env's
     system prompt; rendering the schemas again would show the model two different instructions.
     """
-    if not enabled or tool_format != "openai" or not tools or not template_supports_tools(tokenizer):
+    if not enabled or not get_dialect(dialect).native or not tools or not template_supports_tools(tokenizer):
         return None
     return tools
 
@@ -169,21 +172,21 @@ def truncate_at_stop(text: str, stops: Sequence[str]) -> tuple[str, str | None]:
     return (text, None) if stop is None else (text[:end], stop)
 
 
-def action_from_text(text: str, tool_format: str) -> str | dict[str, Any]:
+def action_from_text(text: str, dialect: Dialect | str) -> str | dict[str, Any]:
     """The env action for generated text: the text itself, or for native tool calling an
     assistant message whose hermes ``<tool_call>`` blocks became OpenAI `tool_calls`.
 
     A block that does not parse still becomes a call (name "", the raw body as arguments), so the
     env answers it with a tool error the model can learn from, instead of reading it as an answer.
     """
-    if tool_format != "openai":
+    if not get_dialect(dialect).native:
         return text
     scanned = text[:MAX_PARSE_CHARS]
     calls: list[dict[str, Any]] = []
     for match in _TOOL_CALL_BLOCK_RE.finditer(scanned):
         if len(calls) >= MAX_CALLS_PER_TURN:
             break
-        parsed = parse_turn(match.group(0), "hermes")
+        parsed = parse_hermes(match.group(0))
         call_id = f"call_{len(calls)}"
         if parsed.tool_calls:
             call = parsed.tool_calls[0]

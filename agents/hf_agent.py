@@ -3,7 +3,7 @@
 Each request's conversation is rendered with the model's chat template (tool schemas go to the
 template for native tool calling), generated in batches by `HFEngine` (KV cache, left padding,
 stop strings, per-turn token limit), and returned as one assistant turn: text for the text
-dialects, or for `tool_format == "openai"` an assistant message whose hermes ``<tool_call>``
+dialects, or for a native dialect (`tool_format="openai"`) an assistant message whose hermes ``<tool_call>``
 blocks became OpenAI `tool_calls`.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from toolgym.dialects import Dialect, dialect_of
 
 from .base import Action, AgentRequest, SamplingParams
 from .chat_format import action_from_text, encode, render, template_tools, truncate_at_stop
@@ -32,12 +34,9 @@ class Completion:
     stop: str | None = None
 
 
-def request_tool_format(request: AgentRequest) -> str:
+def request_dialect(request: AgentRequest) -> Dialect:
     """The dialect to answer in: the env's, else native calls when tools came with the request."""
-    tool_format = request.env_info.get("tool_format")
-    if isinstance(tool_format, str) and tool_format:
-        return tool_format
-    return "openai" if request.tools else "text"
+    return dialect_of(request.env_info, default="openai" if request.tools else "text")
 
 
 class HFAgent:
@@ -90,9 +89,7 @@ class HFAgent:
 
     def prompt_ids(self, request: AgentRequest) -> list[int]:
         """The token ids the model is conditioned on for this request (template + generation prompt)."""
-        tools = template_tools(
-            self.tokenizer, request.tools, request_tool_format(request), self.use_chat_template_tools
-        )
+        tools = template_tools(self.tokenizer, request.tools, request_dialect(request), self.use_chat_template_tools)
         return encode(self.tokenizer, render(self.tokenizer, request.messages, tools, add_generation_prompt=True))
 
     def complete(self, requests: list[AgentRequest], sampling: SamplingParams | None = None) -> list[Completion]:
@@ -111,7 +108,7 @@ class HFAgent:
             completions.append(
                 Completion(
                     text=text,
-                    action=action_from_text(text, request_tool_format(request)),
+                    action=action_from_text(text, request_dialect(request)),
                     prompt_tokens=len(prompt),
                     completion_tokens=len(generation.token_ids),
                     finish_reason=generation.finish_reason,

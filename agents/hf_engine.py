@@ -22,6 +22,7 @@ from typing import Any
 
 from .base import SamplingParams
 from .engine import Generation, token_logprobs
+from .kv_reuse import PrefixKVCache, cache_layers, row_layers, seed_cache
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,10 @@ def load_model_and_tokenizer(
 class HFEngine:
     """Batched sampling with a KV cache and left padding over a transformers causal LM."""
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, seed: int = 0):
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, seed: int = 0, kv_cache_sequences: int = 64):
+        """`kv_cache_sequences`: how many recent sequences keep their keys/values for the next turn
+        of a multi-turn rollout (`toolgym.agents.kv_reuse`); at least the number of episodes in
+        flight for full reuse, 0 to encode every prompt from scratch."""
         torch, _ = import_torch_transformers()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -90,6 +94,7 @@ class HFEngine:
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._keeps_logits = "logits_to_keep" in parameters
         self.policy_version = 0
+        self.kv_cache = PrefixKVCache(kv_cache_sequences)
 
     @classmethod
     def load(
@@ -128,6 +133,7 @@ class HFEngine:
             if not isinstance(state, dict):
                 raise TypeError(f"update_weights takes a torch module or a state dict, got {type(weights).__name__}")
             self.model.load_state_dict(state, strict=True)
+        self.kv_cache.clear()  # keys/values of the old weights
         self.policy_version += 1
 
     def reseed(self, seed: int) -> None:
@@ -160,16 +166,32 @@ class HFEngine:
         done = [budget <= 0 for budget in budgets]
         if all(done):
             return generations
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
-        attention = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            attention[row, width - len(prompt) :] = 1
-        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        reused = [self.kv_cache.take(prompt) if self.kv_cache.capacity else (0, None) for prompt in prompts]
+        template = next((layers for _, layers in reused if layers is not None), None)
+        cached_width = max(length for length, _ in reused)
+        suffixes = [prompt[length:] for prompt, (length, _) in zip(prompts, reused)]
+        width = max(len(s) for s in suffixes)
+        batch = len(prompts)
+        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((batch, cached_width + width), dtype=torch.long)
+        positions = torch.zeros((batch, width), dtype=torch.long)
+        for row, (suffix, (length, _)) in enumerate(zip(suffixes, reused)):
+            input_ids[row, width - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
+            attention[row, cached_width - length : cached_width] = 1
+            attention[row, cached_width + width - len(suffix) :] = 1
+            positions[row, width - len(suffix) :] = torch.arange(length, length + len(suffix))
+        self.kv_cache.reused_tokens += sum(length for length, _ in reused)
+        self.kv_cache.encoded_tokens += sum(len(s) for s in suffixes)
+        input_ids, attention, positions = (
+            input_ids.to(self.device),
+            attention.to(self.device),
+            positions.to(self.device),
+        )
         stop_window = _stop_window_tokens(sampling.stop)
         cache = self._new_cache()
+        if template is not None:
+            seed_cache(cache, reused, cached_width, template)
+        fed = 0
         with torch.inference_mode():
             logits = self._forward(input_ids, attention, positions, cache)
             for _step in range(max(budgets)):
@@ -185,9 +207,40 @@ class HFEngine:
                 if all(done):
                     break
                 positions = positions[:, -1:] + 1
-                attention = torch.cat([attention, attention.new_ones((len(prompts), 1))], dim=1)
+                attention = torch.cat([attention, attention.new_ones((batch, 1))], dim=1)
                 logits = self._forward(tokens.view(-1, 1), attention, positions, cache)
+                fed += 1
+        if self.kv_cache.capacity:
+            self._keep_caches(cache, prompts, suffixes, reused, generations, cached_width, width, fed)
         return generations
+
+    def _keep_caches(
+        self,
+        cache: Any,
+        prompts: list[list[int]],
+        suffixes: list[list[int]],
+        reused: list[tuple[int, Any]],
+        generations: list[Generation],
+        cached_width: int,
+        width: int,
+        fed: int,
+    ) -> None:
+        """Store each row's keys/values of the tokens the model processed: prompt + fed generated ids."""
+        torch, _ = import_torch_transformers()
+        layers = cache_layers(cache)
+        if layers is None:
+            logger.info("this model's cache is not plain full attention; KV reuse across turns is off")
+            self.kv_cache.capacity = 0
+            return
+        for row, (prompt, suffix, (length, _), generation) in enumerate(zip(prompts, suffixes, reused, generations)):
+            kept = min(len(generation.token_ids), fed)
+            columns = torch.cat(
+                [
+                    torch.arange(cached_width - length, cached_width),
+                    torch.arange(cached_width + width - len(suffix), cached_width + width + kept),
+                ]
+            ).to(self.device)
+            self.kv_cache.put(prompt + generation.token_ids[:kept], row_layers(layers, row, columns))
 
     def _new_cache(self) -> Any:
         from transformers import DynamicCache

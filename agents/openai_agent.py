@@ -32,6 +32,8 @@ from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlparse
 
+from toolgym.dialects import dialect_of
+
 from .base import Action, AgentRequest, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -248,8 +250,7 @@ class OpenAIAgent:
     def _native(self, request: AgentRequest) -> bool:
         if self.tool_mode != "auto":
             return self.tool_mode == "native"
-        announced = request.env_info.get("tool_format")
-        return bool(request.tools) and announced in (None, "openai")
+        return bool(request.tools) and dialect_of(request.env_info, default="openai").native
 
     def _request_body(self, request: AgentRequest, native: bool) -> dict[str, Any]:
         sampling = self.sampling

@@ -35,6 +35,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from toolgym.dialects import Dialect, dialect_of
 from toolgym.envs.pool import EnvPool, StepResult
 from toolgym.envs.wrappers import safe
 
@@ -70,7 +71,9 @@ def group_key(task_id: str, seed: int | None) -> str:
 @dataclass
 class _Rollout:
     trajectory: Trajectory
-    tool_format: str
+    dialect: Dialect
+    ended_on_eos: bool = False
+    """Whether the last turn ended on the template's own end-of-turn token (then part of the turn)."""
 
 
 class _TokenDriver:
@@ -115,14 +118,14 @@ class _TokenDriver:
     def begin(
         self, episode: LiveEpisode[_Rollout], messages: list[dict[str, Any]], info: dict[str, Any]
     ) -> Finished[Trajectory] | None:
-        tool_format = info.get("tool_format", "text")
+        dialect = dialect_of(info)
         trajectory = self._new_trajectory(episode.job, messages, info)
-        trajectory.tools = template_tools(self.tokenizer, info.get("tools"), tool_format, self.use_chat_template_tools)
-        trajectory.layout = resolve_layout(self.layout, tool_format)
+        trajectory.tools = template_tools(self.tokenizer, info.get("tools"), dialect, self.use_chat_template_tools)
+        trajectory.layout = resolve_layout(self.layout, dialect.name)
         prompt = self.stream.prompt_ids(messages, trajectory.tools)
         append_masked(trajectory, prompt)
         trajectory.prompt_length = len(prompt)
-        episode.state = _Rollout(trajectory, tool_format)
+        episode.state = _Rollout(trajectory, dialect)
         if self.stream.room(trajectory, self.max_episode_tokens) < 1:
             logger.warning(
                 "task %s: the prompt (%d tokens) leaves no room within max_episode_tokens=%d",
@@ -144,10 +147,11 @@ class _TokenDriver:
         append_sampled(trajectory, generation)
         ids = generation.token_ids
         # An eos that is the template's own end-of-turn token belongs to the turn's tokens, not its text.
-        text_ids = ids[:-1] if self.stream.ends_turn(trajectory, generation) else ids
+        rollout.ended_on_eos = self.stream.ends_turn(trajectory, generation)
+        text_ids = ids[:-1] if rollout.ended_on_eos else ids
         text = self.tokenizer.decode(text_ids, skip_special_tokens=False)
         trajectory.messages.append({"role": "assistant", "content": text})
-        action = action_from_text(text, rollout.tool_format)
+        action = action_from_text(text, rollout.dialect)
         trajectory.actions.append(action)
         return action
 
@@ -157,7 +161,7 @@ class _TokenDriver:
         trajectory = episode.state.trajectory
         trajectory.turn_infos.append(result.info)
         trajectory.turn_rewards.append(float(result.reward))
-        ended_on_eos = self._last_turn_ended_on_eos(trajectory)
+        ended_on_eos = episode.state.ended_on_eos
         if result.done:
             append_masked(trajectory, self.stream.final_closing(trajectory, ended_on_eos))
             trajectory.reward, trajectory.info = float(result.reward), result.info
@@ -186,16 +190,6 @@ class _TokenDriver:
         trajectory = self._new_trajectory(job, [], {"stop_reason": "error"})
         trajectory.failed, trajectory.error, trajectory.seconds = True, error, env_seconds
         return Finished(trajectory, failed=True)
-
-    def _last_turn_ended_on_eos(self, trajectory: Trajectory) -> bool:
-        start, end = trajectory.turn_spans[-1]
-        closing = self.stream.closing_ids(trajectory.tools)
-        return (
-            trajectory.finish_reasons[-1] == "eos"
-            and end > start
-            and bool(closing)
-            and trajectory.token_ids[end - 1] == closing[0]
-        )
 
     def _end_on_budget(self, episode: LiveEpisode[_Rollout], info: dict[str, Any]) -> Finished[Trajectory]:
         trajectory = episode.state.trajectory

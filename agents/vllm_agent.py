@@ -19,7 +19,7 @@ from typing import Any
 from .base import Action, AgentRequest, SamplingParams
 from .chat_format import action_from_text, encode, render, template_tools, truncate_at_stop
 from .engine import Generation
-from .hf_agent import Completion, request_tool_format
+from .hf_agent import Completion, request_dialect
 
 VLLM_EXTRA_HINT = 'pip install "toolgym[gpu]" (vLLM needs a CUDA GPU and brings its own CUDA torch)'
 
@@ -160,7 +160,7 @@ class VLLMAgent:
         prompts = []
         for request in requests:
             tools = template_tools(
-                self.tokenizer, request.tools, request_tool_format(request), self.use_chat_template_tools
+                self.tokenizer, request.tools, request_dialect(request), self.use_chat_template_tools
             )
             prompts.append(
                 encode(self.tokenizer, render(self.tokenizer, request.messages, tools, add_generation_prompt=True))
@@ -171,7 +171,7 @@ class VLLMAgent:
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             if generation.finish_reason == "stop":
                 text, _ = truncate_at_stop(text, sampling.stop)
-            action = action_from_text(text, request_tool_format(request))
+            action = action_from_text(text, request_dialect(request))
             completions.append(
                 Completion(
                     text, action, len(prompt), len(generation.token_ids), generation.finish_reason, generation.stop

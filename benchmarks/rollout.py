@@ -2,10 +2,13 @@
 
     python benchmarks/rollout.py                      # Search-v0 and Math-v0, 64 episodes each
     python benchmarks/rollout.py --episodes 128 --batch-size 32 --threads 2
+    python benchmarks/rollout.py --compare-kv-reuse   # the same rollouts with and without KV reuse
 
 Prints, per env: episodes/s, sampled tokens/s, all episode tokens/s, and the share of wall time
-spent in the engine (generation), so the rest is env steps plus chat-template suffix rendering.
+spent in the engine (generation), so the rest is env steps plus chat-template suffix rendering,
+and how many prompt tokens the engine served from its KV cache instead of encoding them.
 The tiny model is random, so episodes mostly run to the turn limit: a worst case for turn count.
+Search-v0 uses its default search_r1 dialect (raw layout); Math-v0 uses hermes tools (chat layout).
 """
 
 from __future__ import annotations
@@ -28,8 +31,15 @@ class TimedEngine:
     def __init__(self, engine: Any):
         self.engine, self.seconds = engine, 0.0
 
+    @property
+    def policy_version(self) -> int:
+        return self.engine.policy_version
+
     def reseed(self, seed: int) -> None:
         self.engine.reseed(seed)
+
+    def update_weights(self, weights: Any) -> None:
+        self.engine.update_weights(weights)
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -47,6 +57,9 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32, help="tokens per assistant turn")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--model", default=None, help="a model folder; default: build the tiny model")
+    parser.add_argument("--max-turns", type=int, default=3)
+    parser.add_argument("--kv-cache-sequences", type=int, default=None, help="HFEngine KV reuse (0 = off)")
+    parser.add_argument("--compare-kv-reuse", action="store_true", help="run with KV reuse off, then on")
     args = parser.parse_args()
 
     import torch
@@ -67,15 +80,23 @@ def main() -> None:
         print(f"model {model_path.name}: {params / 1e6:.2f} M parameters, torch threads {args.threads}")
         sampling = SamplingParams(temperature=1.0, max_tokens=args.max_tokens, seed=0)
         seeds = list(range(args.episodes // args.group_size))
+        settings = [0, 64] if args.compare_kv_reuse else [args.kv_cache_sequences]
         print(
-            "| env | episodes | turns | sampled tokens | episodes/s | sampled tok/s | episode tok/s | engine share | drift check / episode |"
+            "| env | KV reuse | episodes | turns | sampled tokens | episodes/s | sampled tok/s | episode tok/s "
+            "| engine s | engine share | prompt tokens from cache | drift check / episode |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for env_id, env_kwargs in ENVS.items():
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        runs = [(env_id, kwargs, setting) for env_id, kwargs in ENVS.items() for setting in settings]
+        for env_id, env_kwargs, setting in runs:
+            if setting is not None:
+                engine.kv_cache.capacity = setting
+            engine.kv_cache.clear()
+            env_kwargs = {**env_kwargs, "max_turns": args.max_turns}
             timed = TimedEngine(engine)
             with EnvPool.make(f"toolgym:{env_id}", args.batch_size, **env_kwargs) as pool:
                 collect_rollouts(timed, engine.tokenizer, pool, seeds[:2], sampling, 4096, group_size=1)  # warm-up
                 timed.seconds = 0.0
+                engine.kv_cache.reused_tokens = engine.kv_cache.encoded_tokens = 0
                 started = time.perf_counter()
                 trajectories = collect_rollouts(
                     timed, engine.tokenizer, pool, seeds, sampling, max_episode_tokens=4096, group_size=args.group_size
@@ -89,9 +110,12 @@ def main() -> None:
             check_seconds = (time.perf_counter() - check_started) / len(trajectories)
             if drifted:
                 print(f"WARNING: {drifted} trajectories drifted from the full render")
+            cache = engine.kv_cache
+            from_cache = cache.reused_tokens / max(1, cache.reused_tokens + cache.encoded_tokens)
             print(
-                f"| {env_id} | {len(trajectories)} | {turns} | {sampled} | {len(trajectories) / wall:.1f} | "
-                f"{sampled / wall:,.0f} | {total / wall:,.0f} | {timed.seconds / wall:.0%} | {check_seconds * 1000:.1f} ms |"
+                f"| {env_id} | {'on' if cache.capacity else 'off'} | {len(trajectories)} | {turns} | {sampled} | "
+                f"{len(trajectories) / wall:.1f} | {sampled / wall:,.0f} | {total / wall:,.0f} | {timed.seconds:.2f} | "
+                f"{timed.seconds / wall:.0%} | {from_cache:.0%} | {check_seconds * 1000:.1f} ms |"
             )
 
 

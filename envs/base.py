@@ -15,13 +15,16 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 
+from toolgym.dialects import Dialect, get_dialect
 from toolgym.spaces import AssistantTurn, MessageList
 from toolgym.tool_calls import TOOL_FORMATS
 
+from .rows import TaskRowError
 from .tasks import TaskRow, TaskSource, as_task_source
 
 Message = dict[str, Any]
 TaskT = TypeVar("TaskT")
+RESET_OPTIONS = ("index", "task")  # what `reset(options=...)` accepts; anything else is a typo to report
 
 
 @dataclass
@@ -62,6 +65,8 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
         self.tasks = as_task_source(tasks)
         self.max_turns = max_turns
         self.tool_format = tool_format
+        self.dialect: Dialect = get_dialect(tool_format)
+        """How this env reads and writes tool calls (`toolgym.dialects.dialect_of(env)` finds it)."""
         self.render_mode = render_mode
         self.observation_space = MessageList()
         self.action_space = AssistantTurn()
@@ -101,22 +106,24 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[list[Message], dict]:
         super().reset(seed=seed)
-        options = options or {}
+        options = self._checked_options(options)
         if "task" in options:
             row, index = options["task"], None
-            if not isinstance(row, dict):
-                raise TypeError(f"options['task'] must be a task row (dict), got {type(row).__name__}")
         else:
             index = options.get("index")
             if index is None:
                 index = int(self.np_random.integers(len(self.tasks)))
-            if isinstance(index, bool) or not isinstance(index, numbers.Integral):
-                raise TypeError(f"options['index'] must be an integer, got {type(index).__name__} {index!r}")
             index = int(index)  # numpy integers (e.g. from a sampler) select like Python ints
             if not 0 <= index < len(self.tasks):
                 raise IndexError(f"options['index'] must be in [0, {len(self.tasks)}), got {index}")
             row = self.tasks[index]
-        self.task = self.load_task(row, index)
+        self.task = None  # a reset that fails leaves no episode to step
+        try:
+            self.task = self.load_task(row, index)
+        except TaskRowError as error:
+            if index is None:
+                raise
+            raise error.at_row(index) from None  # a dataset row: say which one
         self.task_id = self.task_identifier(self.task)
         self.turn = 0
         self.ended = False
@@ -131,6 +138,34 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
         }
         info.update(self.reset_info(self.task))
         return messages, info
+
+    def _checked_options(self, options: Any) -> dict[str, Any]:
+        """`reset`'s options: None or a dict with `index` (an int) or `task` (a row dict), not both."""
+        if options is None:
+            return {}
+        if not isinstance(options, dict):
+            raise TaskRowError(
+                self.env_id,
+                "options",
+                f"must be a dict such as {{'task': row}} or {{'index': 3}}, got {type(options).__name__}",
+            )
+        unknown = sorted(str(key)[:40] for key in options if key not in RESET_OPTIONS)
+        if unknown:
+            raise TaskRowError(
+                self.env_id, "options", f"has unknown keys {unknown}; the keys are {list(RESET_OPTIONS)}"
+            )
+        if "task" in options and options.get("index") is not None:
+            raise TaskRowError(self.env_id, "options", "gives both 'task' and 'index'; give one")
+        if "task" in options and not isinstance(options["task"], dict):
+            raise TaskRowError(
+                self.env_id, "options['task']", f"must be a task row (a dict), got {type(options['task']).__name__}"
+            )
+        index = options.get("index")
+        if index is not None and (isinstance(index, bool) or not isinstance(index, numbers.Integral)):
+            raise TaskRowError(
+                self.env_id, "options['index']", f"must be an integer, got {type(index).__name__} {index!r:.60}"
+            )
+        return options
 
     def step(self, action: Any) -> tuple[list[Message], float, bool, bool, dict[str, Any]]:
         if self.task is None:

@@ -1,10 +1,10 @@
 """A batched pool of environments with partial stepping.
 
 LLM turns are ragged: in a batch, some conversations are waiting on the model while others have
-finished. Gymnasium's vector envs step in lockstep and auto-reset, which wastes generations, and
-its async variant corrupts Unicode text through shared memory. `EnvPool` instead steps exactly the
-envs given an action, in a thread pool (retrievers, math workers and tools release the GIL or
-wait on I/O), and passes Python objects directly, so text is never re-encoded.
+finished. Gymnasium's vector envs (which work with these envs, see `toolgym.vector_spaces`) step
+in lockstep and auto-reset, which wastes generations. `EnvPool` instead steps exactly the envs
+given an action, in a thread pool (retrievers, math workers and tools release the GIL or wait on
+I/O), and passes Python objects directly.
 """
 
 from __future__ import annotations

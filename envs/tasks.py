@@ -3,6 +3,10 @@
 A task source is anything with `len()` and integer indexing that returns a task row (a dict in
 the format of the env's data files). Procedural worlds are sources whose rows are generated from
 the index, so `reset(seed=s)` always reproduces the same task without storing any data.
+
+A task source is part of an env's state, so it must pickle (vector envs in subprocesses, Ray
+workers, `copy.deepcopy` for tree search): give `ProceduralTasks` a module-level function or a
+`functools.partial` of one, never a lambda or a nested function.
 """
 
 from __future__ import annotations

@@ -87,6 +87,17 @@ class BM25Retriever:
     def __len__(self) -> int:
         return len(self.documents)
 
+    # PyStemmer's stemmer is a C object that neither pickles nor deep-copies; it is rebuilt from
+    # `params`, so a retriever (and a Search-v0 env holding one) survives pickle and deepcopy.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_stemmer", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._stemmer = _make_stemmer(self.params["stemmer"])
+
     def _tokenized_corpus(self, chunk_size: int = TOKENIZE_CHUNK) -> Any:
         """Token ids of every document (title + text), tokenized chunk by chunk into one vocabulary."""
         from bm25s.tokenization import Tokenized

@@ -164,7 +164,7 @@ def test_play_episodes_stops_on_the_first_failed_episode_and_leaves_the_pool_usa
     from toolgym.agents.scripted import ScriptedAgent
 
     with EnvPool([CountdownEnv() for _ in range(2)]) as pool:
-        with pytest.raises(RuntimeError, match="failed in reset: TypeError"):
+        with pytest.raises(RuntimeError, match="failed in reset: TaskRowError"):
             play_episodes(ScriptedAgent("random"), pool, seeds=[0, 1], options=[None, {"task": "not a row"}])
         episodes = play_episodes(ScriptedAgent("random"), pool, seeds=[0, 1])
         assert [e.seed for e in episodes] == [0, 1] and all(e.turns == 3 for e in episodes)

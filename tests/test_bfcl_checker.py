@@ -36,6 +36,9 @@ WEATHER = {
 }
 
 
+WEATHER_DAYS = {"type": "array", "items": {"type": "integer"}}
+
+
 def simple(arguments: dict, name: str = "calculate_triangle_area", category: str = "simple"):
     return check_bfcl(category, [TRIANGLE], TRIANGLE_ANSWER, [(name, arguments)])
 
@@ -117,8 +120,9 @@ def test_dict_parameters_are_checked_key_by_key():
 
 
 def test_simple_needs_exactly_one_call():
-    result = check_bfcl("simple", [TRIANGLE], TRIANGLE_ANSWER, [])
-    assert result.error_type == "ast_decoder:decoder_failed"
+    # An empty call list decodes (BFCL's `[]`) and fails the count; a turn that did not decode is None.
+    assert check_bfcl("simple", [TRIANGLE], TRIANGLE_ANSWER, []).error_type == "simple_function_checker:wrong_count"
+    assert check_bfcl("simple", [TRIANGLE], TRIANGLE_ANSWER, None).error_type == "ast_decoder:decoder_failed"
     two = [("calculate_triangle_area", {"base": 10, "height": 5.0})] * 2
     assert check_bfcl("simple", [TRIANGLE], TRIANGLE_ANSWER, two).error_type == "simple_function_checker:wrong_count"
 
@@ -171,6 +175,26 @@ def test_variable_of_the_answers_type_is_compared_as_is():
 )
 def test_relevance_is_about_whether_a_call_decodes(category, calls, errors, valid):
     assert check_bfcl(category, [WEATHER], None, calls, errors).valid is valid
+
+
+@pytest.mark.parametrize("category", ["multiple", "parallel", "parallel_multiple"])
+def test_an_empty_call_list_is_a_wrong_count_in_every_ast_category(category):
+    result = check_bfcl(category, [TRIANGLE], TRIANGLE_ANSWER, [])
+    assert result.error_type.endswith(":wrong_count")
+
+
+def test_a_tuple_is_a_list_only_for_a_tuple_parameter():
+    doc = {
+        "name": "span",
+        "parameters": {
+            "type": "dict",
+            "properties": {"pair": {"type": "tuple", "items": {"type": "integer"}}, "days": WEATHER_DAYS},
+            "required": [],
+        },
+    }
+    answer = [{"span": {"pair": [[1, 2], ""], "days": [[1, 2], ""]}}]
+    assert check_bfcl("simple", [doc], answer, [("span", {"pair": (1, 2)})]).valid
+    assert check_bfcl("simple", [doc], answer, [("span", {"days": (1, 2)})]).error_type == "type_error:simple"
 
 
 def test_decode_errors_fail_an_ast_category():

@@ -87,16 +87,30 @@ def test_unknown_spec_is_a_clear_error():
         FunctionCallEnv("no/such/file.json")
 
 
+# Gold answers of the shared BFCL v3 data that fail BFCL's own checker (bfcl-eval 2026.3.23,
+# checked with `ast_checker` on the gold written out with each parameter's first allowed value),
+# so they fail ours too and the oracle test skips them:
+# - simple_363 names `find_closest`; the function is `restaurant_search.find_closest` (wrong_func_name);
+# - parallel_multiple_12 lists `permeability` (a parameter of the other function) for
+#   calculate_voltage_difference (unexpected_param, so cannot_find_match);
+# - parallel_multiple_26 lists a top-level `type` that calculate_balance lacks (same).
+GOLD_FAILING_BFCL_CHECKER = {
+    "simple_363": "simple_function_checker:wrong_func_name",
+    "parallel_multiple_12": "parallel_function_checker_no_order:cannot_find_match",
+    "parallel_multiple_26": "parallel_function_checker_no_order:cannot_find_match",
+}
+
+
 @pytest.mark.parametrize("tool_format", ["python", "hermes", "openai"])
-def test_oracle_scores_one_on_every_non_live_row(shared_data, tool_format):
+def test_oracle_scores_one_on_every_non_live_row_but_three_broken_golds(shared_data, tool_format):
     env = FunctionCallEnv("bfcl:simple,multiple,parallel,parallel_multiple,irrelevance", tool_format=tool_format)
-    failures = []
+    failures = {}
     for index in range(len(env.tasks)):
         messages, info = env.reset(options={"index": index})
         _, reward, terminated, _, step_info = env.step(oracle(AgentRequest(messages, info["tools"], info)))
         if reward != 1.0 or not terminated:
-            failures.append((info["task_id"], step_info["metrics"]["error_type"]))
-    assert len(env.tasks) == 1240 and failures == []
+            failures[info["task_id"]] = step_info["metrics"]["error_type"]
+    assert len(env.tasks) == 1240 and failures == GOLD_FAILING_BFCL_CHECKER
 
 
 def test_per_category_accuracy_and_summaries():

@@ -158,7 +158,7 @@ def test_an_env_failure_on_one_task_is_an_error_row_and_the_run_goes_on(tmp_path
     )
 
     rows = {r["task_index"]: r for r in read_rows(tmp_path / "run" / "results.jsonl")}
-    assert rows[1]["error"]["stage"] == "reset" and "no gold answer" in rows[1]["error"]["message"]
+    assert rows[1]["error"]["stage"] == "reset" and "field 'answer'" in rows[1]["error"]["message"]
     assert rows[0]["metrics"]["em"] == 1.0 and rows[2]["metrics"]["em"] == 1.0
     assert outcome.summary["errors"] == 1
 

@@ -172,13 +172,11 @@ def test_observation_truncation_shows_a_marker():
     assert content == "\n\n<information>Doc 1(Title: Freedonia) Freedo…[truncated]</information>\n\n"
 
 
-def test_no_results_is_said_plainly():
+def test_no_results_give_empty_information_as_in_search_r1():
     env = SearchEnv(dataset=[IRCOT_ROW])
     env.reset(seed=0)
     obs, _, _, _, info = env.step("<search>zzqxv</search>")
-    assert (
-        obs[0]["content"] == "\n\n<information>No results found.</information>\n\n" and info["retrieved_doc_ids"] == []
-    )
+    assert obs[0]["content"] == "\n\n<information></information>\n\n" and info["retrieved_doc_ids"] == []
 
 
 @pytest.mark.parametrize("tool_format", ["hermes", "openai", "python"])

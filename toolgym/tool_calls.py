@@ -1,12 +1,12 @@
-"""Tool-call formats: parse an assistant turn into tool calls, and render calls and results.
+"""Tool-call parsing: the `ToolCall` and `ParsedTurn` types and the text scanners of each dialect.
 
-Four dialects, one `ToolCall` type:
+The dialects themselves (parse, render, instructions, tool-result message) are objects in
+`toolgym.dialects`; this module holds what they share and the scanners that read model text:
 
-- ``search_r1``: Search-R1's tags, ``<search>q</search>`` and ``<answer>a</answer>``; the first
-  complete tagged block decides the action.
+- ``search_r1``: Search-R1's tags, ``<search>q</search>`` and ``<answer>a</answer>``; the response
+  is cut after the first ``</search>`` (else ``</answer>``) and the first complete block decides.
 - ``hermes``: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blocks (Qwen / Hermes).
-- ``python``: BFCL's call syntax, ``[f(a=1), pkg.g(b="x")]``, parsed with :mod:`ast` and read
-  with :func:`ast.literal_eval`; nothing is ever evaluated.
+- ``python``: BFCL's call syntax, read from the AST (`toolgym.python_calls`); nothing is evaluated.
 - ``openai``: native ``tool_calls`` on an assistant message dict.
 
 Parsing never raises on model text: problems are collected in ``ParsedTurn.errors``. All scans
@@ -15,7 +15,6 @@ are linear in the text length, so a megabyte of repeated opening tags costs mill
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ MAX_PARSE_CHARS = 200_000  # text beyond this is not scanned for calls
 MAX_CALL_CHARS = 50_000  # one call's payload (JSON body or python source)
 MAX_CALLS_PER_TURN = 64
 
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,10 @@ class ToolCall:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "arguments": self.arguments}
 
+    def as_bfcl_dict(self) -> dict[str, dict[str, Any]]:
+        """BFCL's decoded form of a call, ``{name: {param: value}}``."""
+        return {self.name: self.arguments}
+
 
 @dataclass
 class ParsedTurn:
@@ -52,6 +55,8 @@ class ParsedTurn:
     tool_calls: list[ToolCall] = field(default_factory=list)
     answer: str | None = None
     errors: list[str] = field(default_factory=list)
+    empty_call_list: bool = False
+    """The turn is an explicit empty call list (``[]`` in the python dialect): decoded, zero calls."""
 
 
 def turn_text(action: Any) -> str:
@@ -70,35 +75,9 @@ def turn_text(action: Any) -> str:
 def last_answer_tag(text: str) -> str | None:
     """The content of the last ``<answer>…</answer>`` block, stripped, or None."""
     last = None
-    for match in _ANSWER_RE.finditer(text[:MAX_PARSE_CHARS]):
+    for match in ANSWER_TAG_RE.finditer(text[:MAX_PARSE_CHARS]):
         last = match.group(1)
     return None if last is None else last.strip()
-
-
-def parse_turn(action: Any, tool_format: str) -> ParsedTurn:
-    """Parse an assistant action in the given dialect. Never raises on model output."""
-    if tool_format not in TOOL_FORMATS:
-        raise ValueError(f"unknown tool_format {tool_format!r}; expected one of {TOOL_FORMATS}")
-    text = turn_text(action)
-    if not isinstance(action, (str, dict)):
-        return ParsedTurn(
-            text="", errors=[f"action must be a str or an assistant message dict, got {type(action).__name__}"]
-        )
-    if tool_format == "search_r1":
-        return _parse_search_r1(text)
-    if tool_format == "openai":
-        parsed = _parse_openai(action)
-    elif tool_format == "hermes":
-        parsed = _parse_hermes(text)
-    else:
-        parsed = _parse_python(text)
-    # Any dialect may also carry native tool_calls (an OpenAI-compatible server that parsed them).
-    if tool_format != "openai" and isinstance(action, dict) and action.get("tool_calls"):
-        native = _parse_openai(action)
-        parsed.tool_calls.extend(native.tool_calls)
-        parsed.errors.extend(native.errors)
-    parsed.answer = last_answer_tag(text)
-    return parsed
 
 
 # --- search_r1 ----------------------------------------------------------------------------------
@@ -106,8 +85,20 @@ def parse_turn(action: Any, tool_format: str) -> ParsedTurn:
 _SR1_OPEN_RE = re.compile(r"<(search|answer)>")
 
 
-def _parse_search_r1(text: str) -> ParsedTurn:
-    """Search-R1 semantics: the first complete ``<search>`` or ``<answer>`` block is the action."""
+def search_r1_cut(text: str) -> str:
+    """Search-R1's `_postprocess_responses`: keep the response up to its first ``</search>``, else up
+    to its first ``</answer>``, else all of it (a ``</search>`` anywhere wins over an earlier ``</answer>``)."""
+    for closing in ("</search>", "</answer>"):
+        head, found, _ = text.partition(closing)
+        if found:
+            return head + closing
+    return text
+
+
+def parse_search_r1(text: str) -> ParsedTurn:
+    """Search-R1's `postprocess_predictions` on the cut response: the first complete ``<search>`` or
+    ``<answer>`` block (``re.search(r"<(search|answer)>(.*?)</\\1>")``) is the action."""
+    text = search_r1_cut(text)
     scanned = text[:MAX_PARSE_CHARS]
     unclosable: set[str] = set()
     for opening in _SR1_OPEN_RE.finditer(scanned):
@@ -132,7 +123,8 @@ def _parse_search_r1(text: str) -> ParsedTurn:
 _HERMES_OPEN, _HERMES_CLOSE = "<tool_call>", "</tool_call>"
 
 
-def _parse_hermes(text: str) -> ParsedTurn:
+def parse_hermes(text: str) -> ParsedTurn:
+    """Every ``<tool_call>`` block in order; a block that is not a JSON call becomes an error."""
     scanned = text[:MAX_PARSE_CHARS]
     parsed = ParsedTurn(text=text)
     position = 0
@@ -184,7 +176,8 @@ def _call_from_fields(name: Any, arguments: Any, call_id: Any) -> tuple[ToolCall
 # --- openai -------------------------------------------------------------------------------------
 
 
-def _parse_openai(action: Any) -> ParsedTurn:
+def parse_openai(action: Any) -> ParsedTurn:
+    """The native ``tool_calls`` of an assistant message dict; a malformed entry becomes an error."""
     parsed = ParsedTurn(text=turn_text(action))
     if not isinstance(action, dict):
         return parsed
@@ -209,169 +202,32 @@ def _parse_openai(action: Any) -> ParsedTurn:
     return parsed
 
 
-# --- python (BFCL) ------------------------------------------------------------------------------
-
-_FENCE_RE = re.compile(r"```(?:python|py)?\s*(.*?)```", re.DOTALL)
+# --- name-based shortcuts to the dialect objects (toolgym.dialects) -------------------------------
 
 
-def _parse_python(text: str) -> ParsedTurn:
-    """Parse BFCL call syntax. Text with no call-shaped source yields no calls and no error."""
-    parsed = ParsedTurn(text=text)
-    source = _python_source(text)
-    if source is None:
-        return parsed
-    if len(source) > MAX_CALL_CHARS:
-        parsed.errors.append(f"call source is {len(source)} characters; the limit is {MAX_CALL_CHARS}")
-        return parsed
-    try:
-        tree = ast.parse(source, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        parsed.errors.append(f"not valid call syntax: {type(exc).__name__}: {exc}"[:300])
-        return parsed
-    body = tree.body
-    nodes = body.elts if isinstance(body, (ast.List, ast.Tuple)) else [body]
-    for node in nodes[:MAX_CALLS_PER_TURN]:
-        call, error = _call_from_ast(node)
-        if call is not None:
-            parsed.tool_calls.append(call)
-        else:
-            parsed.errors.append(error)
-    return parsed
+def parse_turn(action: Any, tool_format: str) -> ParsedTurn:
+    """Parse an assistant action in the named dialect (`get_dialect(tool_format).parse`)."""
+    from .dialects import get_dialect
 
-
-def _python_source(text: str) -> str | None:
-    fenced = _FENCE_RE.search(text[:MAX_PARSE_CHARS])
-    source = (fenced.group(1) if fenced else text[:MAX_PARSE_CHARS]).strip()
-    source = _ANSWER_RE.sub("", source).strip()
-    # Only text that looks like a call or a list of calls is treated as an attempt to call.
-    if not source or not re.match(r"^\[?\s*[A-Za-z_][\w.]*\s*\(", source):
-        return None
-    return source
-
-
-def _dotted_name(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        prefix = _dotted_name(node.value)
-        return None if prefix is None else f"{prefix}.{node.attr}"
-    return None
-
-
-def _call_from_ast(node: ast.expr) -> tuple[ToolCall | None, str]:
-    if not isinstance(node, ast.Call):
-        return None, f"expected a function call, got {type(node).__name__}"
-    name = _dotted_name(node.func)
-    if name is None:
-        return None, "a call's function must be a plain or dotted name"
-    if node.args:
-        return None, f"{name}: use keyword arguments only (name=value)"
-    arguments: dict[str, Any] = {}
-    for keyword in node.keywords:
-        if keyword.arg is None:
-            return None, f"{name}: **kwargs are not allowed"
-        try:
-            arguments[keyword.arg] = _jsonable(ast.literal_eval(keyword.value))
-        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-            return None, f"{name}: argument {keyword.arg!r} is not a literal value"
-        except _NotJson as exc:
-            return (
-                None,
-                f"{name}: argument {keyword.arg!r} holds {exc}, which JSON cannot carry; use str, number, bool, None, list or dict",
-            )
-    return ToolCall(name=name, arguments=arguments), ""
-
-
-class _NotJson(Exception):
-    """A Python literal with no JSON counterpart (bytes, complex, Ellipsis, a non-scalar dict key)."""
-
-
-_JSON_SCALARS = (str, int, float, bool, type(None))
-
-
-def _jsonable(value: Any) -> Any:
-    """Tuples become lists and sets sorted lists, so parsed values match JSON-decoded ones."""
-    if isinstance(value, _JSON_SCALARS):
-        return value
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((_jsonable(v) for v in value), key=repr)
-    if isinstance(value, dict):
-        bad_key = next((k for k in value if not isinstance(k, _JSON_SCALARS)), None)
-        if bad_key is not None:
-            raise _NotJson(f"a {type(bad_key).__name__} dict key")
-        return {k: _jsonable(v) for k, v in value.items()}
-    raise _NotJson(f"a {type(value).__name__} value")
-
-
-# --- rendering ----------------------------------------------------------------------------------
+    return get_dialect(tool_format).parse(action)
 
 
 def render_calls(calls: list[ToolCall], tool_format: str, text: str = "") -> str | dict[str, Any]:
-    """Write calls as an assistant action in the given dialect (scripted agents use this)."""
-    if tool_format == "openai":
-        return {
-            "role": "assistant",
-            "content": text,
-            "tool_calls": [
-                {
-                    "id": call.id or f"call_{i}",
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
-                }
-                for i, call in enumerate(calls)
-            ],
-        }
-    if tool_format == "hermes":
-        blocks = [
-            f"<tool_call>\n{json.dumps({'name': c.name, 'arguments': c.arguments}, ensure_ascii=False)}\n</tool_call>"
-            for c in calls
-        ]
-        return "\n".join(([text] if text else []) + blocks)
-    if tool_format == "python":
-        rendered = ", ".join(f"{c.name}({', '.join(f'{k}={v!r}' for k, v in c.arguments.items())})" for c in calls)
-        return f"{text}\n[{rendered}]" if text else f"[{rendered}]"
-    if tool_format == "search_r1":
-        queries = [c.arguments.get("query", "") for c in calls if c.name == "search"]
-        return "".join([text] + [f"<search> {q} </search>" for q in queries[:1]])
-    raise ValueError(f"unknown tool_format {tool_format!r}; expected one of {TOOL_FORMATS}")
+    """Write calls as an assistant action in the named dialect (`get_dialect(tool_format).render`)."""
+    from .dialects import get_dialect
+
+    return get_dialect(tool_format).render(calls, text)
 
 
 def tool_instructions(tools: list[dict[str, Any]], tool_format: str) -> str:
-    """System-prompt text that tells a text-only model how to call `tools` in this dialect."""
-    functions = [t.get("function", t) for t in tools]
-    if tool_format == "hermes":
-        listing = "\n".join(json.dumps(f, ensure_ascii=False) for f in functions)
-        return (
-            "You may call one or more functions to assist with the user query.\n"
-            f"You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{listing}\n</tools>\n"
-            "For each function call, return a json object with function name and arguments within "
-            "<tool_call></tool_call> XML tags:\n"
-            '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-        )
-    if tool_format == "python":
-        listing = json.dumps(functions, ensure_ascii=False, indent=1)
-        return (
-            "You are an expert in composing functions. Given a question and a set of possible functions, "
-            "make one or more function calls to achieve the purpose. If none of the functions can be used, "
-            "point it out and make no call. Write calls in the format "
-            "[func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)] "
-            "and nothing else when you call.\nHere is the list of functions in JSON format:\n" + listing
-        )
-    if tool_format == "openai":
-        names = ", ".join(f.get("name", "?") for f in functions)
-        return f"Use the provided tools ({names}) through native function calling when they help."
-    if tool_format == "search_r1":
-        return ""  # Search-R1's prompt is part of the task text (see the Search env)
-    raise ValueError(f"unknown tool_format {tool_format!r}; expected one of {TOOL_FORMATS}")
+    """System-prompt text for `tools` in the named dialect (`get_dialect(tool_format).instructions`)."""
+    from .dialects import get_dialect
+
+    return get_dialect(tool_format).instructions(tools)
 
 
 def tool_result_message(call: ToolCall, content: str, tool_format: str) -> dict[str, str]:
-    """The message that carries a tool's result back to the model."""
-    if tool_format == "search_r1":
-        return {"role": "user", "content": content}
-    message = {"role": "tool", "content": content, "name": call.name}
-    if call.id:
-        message["tool_call_id"] = call.id
-    return message
+    """The message carrying a tool's result in the named dialect (`get_dialect(...).tool_result_message`)."""
+    from .dialects import get_dialect
+
+    return get_dialect(tool_format).tool_result_message(call, content)

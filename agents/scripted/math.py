@@ -10,16 +10,17 @@ import re
 from typing import Any
 
 from toolgym.agents.base import AgentRequest
+from toolgym.dialects import Dialect, dialect_of
 from toolgym.envs.math.data import task_from_row
-from toolgym.tool_calls import ToolCall, render_calls
+from toolgym.tool_calls import ToolCall
 
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 _THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _RESULT_RE = re.compile(r"^-?\d+(?:[./]\d+)?")
 
 
-def _calculator_call(expression: str, tool_format: str) -> str | dict[str, Any]:
-    return render_calls([ToolCall("calculator", {"expression": expression}, id="call_0")], tool_format)
+def _calculator_call(expression: str, dialect: Dialect) -> str | dict[str, Any]:
+    return dialect.render([ToolCall("calculator", {"expression": expression}, id="call_0")])
 
 
 def _tool_results(messages: list[dict[str, Any]]) -> list[str]:
@@ -32,9 +33,8 @@ def _problem(messages: list[dict[str, Any]]) -> str:
 
 def oracle(request: AgentRequest) -> str | dict[str, Any]:
     """Answer ``\\boxed{gold}``; with tools, first check the calculator works on ``1+1``."""
-    tool_format = request.env_info.get("tool_format", "hermes")
     if request.env_info.get("tools") and not _tool_results(request.messages):
-        return _calculator_call("1+1", tool_format)
+        return _calculator_call("1+1", dialect_of(request.env_info))
     gold = task_from_row(request.env_info["task"]).answer
     return f"The final answer is $\\boxed{{{gold}}}$."
 
@@ -52,8 +52,6 @@ def baseline(request: AgentRequest) -> str | dict[str, Any]:
         return f"\\boxed{{{numbers[-1] if numbers else 0}}}"
     results = _tool_results(request.messages)
     if not results:
-        return _calculator_call(
-            " + ".join(f"({n})" for n in numbers[:50]) or "0", request.env_info.get("tool_format", "hermes")
-        )
+        return _calculator_call(" + ".join(f"({n})" for n in numbers[:50]) or "0", dialect_of(request.env_info))
     value = _RESULT_RE.match(results[-1].strip())
     return f"\\boxed{{{value.group() if value else 0}}}"

@@ -10,9 +10,10 @@ import re
 from typing import Any
 
 from toolgym.agents.base import AgentRequest
+from toolgym.dialects import SearchR1Dialect, dialect_of
 from toolgym.envs.search.loaders import parse_row
 from toolgym.envs.search.qa_metrics import normalize_answer
-from toolgym.tool_calls import ToolCall, render_calls
+from toolgym.tool_calls import ToolCall
 
 _DOC_LINE_RE = re.compile(r"^Doc \d+\(Title: (.*?)\) (.*)$")
 _YEAR_RE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
@@ -28,18 +29,10 @@ _STOPWORDS = frozenset(
 )
 
 
-def _answer_text(answer: str, tool_format: str) -> str | dict[str, Any]:
-    if tool_format == "search_r1":
-        return f"<answer> {answer} </answer>"
-    if tool_format == "openai":
-        return {"role": "assistant", "content": f"<answer>{answer}</answer>"}
-    return f"<answer>{answer}</answer>"
-
-
 def oracle(request: AgentRequest) -> str | dict[str, Any]:
     """Answer the gold (its first alias) at once, in the env's tool format."""
     task = parse_row(request.env_info["task"])
-    return _answer_text(task.answers[0], request.env_info.get("tool_format", "search_r1"))
+    return dialect_of(request.env_info).render_answer(task.answers[0])
 
 
 def baseline(request: AgentRequest) -> str | dict[str, Any]:
@@ -50,12 +43,12 @@ def baseline(request: AgentRequest) -> str | dict[str, Any]:
     first candidate in the best sentence wins: a year for when / what-year questions, else a
     capitalized name that does not occur in the question. Falls back to the top hit's title.
     """
-    tool_format = request.env_info.get("tool_format", "search_r1")
+    dialect = dialect_of(request.env_info)
     question = _question(request.messages)
-    passages = _latest_passages(request.messages, tool_format)
+    passages = _latest_passages(request.messages, isinstance(dialect, SearchR1Dialect))
     if passages is None:
-        return render_calls([ToolCall("search", {"query": question}, id="call_0")], tool_format)
-    return _answer_text(extract_answer(question, passages), tool_format)
+        return dialect.render([ToolCall("search", {"query": question}, id="call_0")])
+    return dialect.render_answer(extract_answer(question, passages))
 
 
 def _question(messages: list[dict[str, Any]]) -> str:
@@ -66,16 +59,14 @@ def _question(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _latest_passages(messages: list[dict[str, Any]], tool_format: str) -> list[tuple[str, str]] | None:
+def _latest_passages(messages: list[dict[str, Any]], search_r1: bool) -> list[tuple[str, str]] | None:
     """(title, text) pairs of the last search observation, or None before any search."""
     for message in reversed(messages):
         content = message.get("content")
         if not isinstance(content, str):
             continue
         is_observation = message.get("role") == "tool" or (
-            tool_format == "search_r1"
-            and message.get("role") == "user"
-            and content.lstrip().startswith("<information>")
+            search_r1 and message.get("role") == "user" and content.lstrip().startswith("<information>")
         )
         if is_observation:
             body = content.replace("<information>", "").replace("</information>", "")

@@ -7,8 +7,8 @@ Python categories, with BFCL's error-type names so reports are comparable:
   call checked against the expected function, anything else ("simple") exactly one call;
 - a call must use the expected name exactly, give every `required` parameter, and no parameter
   that is outside the schema or absent from the possible answer;
-- types follow BFCL's Python mapping (`float` accepts an int, `tuple` is a list, `any` is a str,
-  arrays are type-checked one level deep); a value of the possible answer's type instead of the
+- types follow BFCL's Python mapping (`float` accepts an int, `tuple` is a list and a Python tuple
+  given for it becomes one, `any` is a str, arrays are type-checked one level deep); a value of the possible answer's type instead of the
   schema's counts as a "variable" and is compared as is;
 - strings are compared after `standardize_string` (drop ` ,./-_*^`, lowercase, `'` -> `"`),
   lists element-wise, dicts key by key; a possible-answer list holding "" makes the parameter
@@ -63,23 +63,28 @@ def check_bfcl(
     category: str,
     functions: list[dict[str, Any]],
     ground_truth: list[dict[str, Any]] | None,
-    calls: list[Call],
+    calls: list[Call] | None,
     decode_errors: list[str] | tuple[str, ...] = (),
 ) -> CheckResult:
-    """Score one single-turn answer. `calls` are (name, arguments) pairs; any decode error means the
-    turn did not decode as a call list (BFCL's decoder fails on the whole output)."""
-    decoded = bool(calls) and not decode_errors
+    """Score one single-turn answer, as BFCL's eval runner does after decoding.
+
+    `calls` are the decoded (name, arguments) pairs, `[]` for an answer that decoded to an empty
+    call list (BFCL then reports `*:wrong_count`), or None when the turn did not decode; any
+    decode error also means it did not (BFCL's decoder fails on the whole output).
+    """
+    decoded = calls is not None and not decode_errors
+    has_calls = decoded and bool(calls)
     if "irrelevance" in category:
-        if decoded:
+        if has_calls:
             return CheckResult(False, "irrelevance_error:decoder_success", "made a call where none was expected")
         return _VALID
     if "relevance" in category:
-        if not decoded:
+        if not has_calls:
             return CheckResult(False, "relevance_error:decoder_failed", "made no call where one was expected")
         return _VALID
     if ground_truth is None:
         raise ValueError(f"category {category!r} needs a ground truth to check against")
-    if not decoded:
+    if not decoded or calls is None:
         reason = "; ".join(decode_errors) if decode_errors else "the turn holds no function call"
         return CheckResult(False, "ast_decoder:decoder_failed", reason[:500])
     return ast_check(category, functions, ground_truth, calls)
@@ -178,6 +183,8 @@ def _check_param(param: str, value: Any, detail: dict[str, Any], options: list[A
         items = detail.get("items")
         item_type = items.get("type") if isinstance(items, dict) else None
         nested_type = PYTHON_TYPES.get(item_type) if isinstance(item_type, str) else None
+    if type_name == "tuple" and type(value) is tuple:
+        value = list(value)  # BFCL's own conversion; a tuple for an `array` parameter stays a type error
     if type_name == "float" and type(value) is int:
         value = float(value)  # Python's own int -> float promotion
     is_variable = False

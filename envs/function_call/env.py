@@ -14,6 +14,11 @@ Defaults: `dataset="procedural"` (the tool world). `tool_format` defaults to "py
 call syntax) for BFCL datasets and to "hermes" for the tool world; `max_turns` to 1 for BFCL and
 8 for the tool world. With `tool_format="openai"`, BFCL function names are exposed in the
 OpenAI-legal form (`math.factorial` -> `math_factorial`) and mapped back before checking.
+
+`bfcl_decoding` chooses how BFCL answers in the python dialect are read: "official" (default)
+is BFCL's own decoder, so scores compare with the leaderboard; "lenient" is ToolGym's reading
+(code fences and `<answer>` tags allowed, bare names and positional arguments refused); see
+`toolgym.python_calls` for each rule. Tool-world turns always use the lenient reading.
 """
 
 from __future__ import annotations
@@ -22,15 +27,19 @@ import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from toolgym.tool_calls import ParsedTurn, parse_turn, tool_instructions, tool_result_message
+from toolgym.dialects import PythonDialect
+from toolgym.python_calls import PYTHON_DECODINGS
+from toolgym.tool_calls import ParsedTurn
 
 from ..base import ChatEnv, TurnResult
 from ..tasks import ProceduralTasks
 from .bfcl_checker import check_bfcl
-from .bfcl_data import UNSUPPORTED_CATEGORIES, category_of, is_relevance_category, load_bfcl, to_openai_tool
-from .world import SYSTEM_PROMPT, generate_world_task, goal_met, is_world_row
+from .bfcl_data import category_of, load_bfcl, to_openai_tool
+from .rows import check_function_call_row
+from .world import SYSTEM_PROMPT, check_world_difficulty, generate_world_task, goal_met, is_world_row
 from .world_tools import ToolWorld
 
 FUNCTION_CALL_FORMATS = ("hermes", "python", "openai")
@@ -74,6 +83,7 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
         tool_format: str | None = None,
         max_turns: int | None = None,
         categories: Sequence[str] | None = None,
+        bfcl_decoding: str = "official",
         render_mode: str | None = None,
     ):
         if isinstance(dataset, list):  # rows in memory: BFCL rows or tool-world rows
@@ -83,11 +93,10 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
             tasks, bfcl = load_bfcl(dataset, categories), True
         else:
             bfcl = False
-            if not isinstance(difficulty, int) or difficulty < 1:
-                raise ValueError(f"difficulty must be an integer >= 1, got {difficulty!r}")
+            check_world_difficulty(difficulty)
             domains = list(categories) if categories else None
             generate_world_task(0, difficulty, domains)  # fail fast on bad domains
-            tasks = ProceduralTasks(lambda seed: generate_world_task(seed, difficulty, domains))
+            tasks = ProceduralTasks(partial(generate_world_task, difficulty=difficulty, domains=domains))
         self.dataset = dataset if isinstance(dataset, str) else "rows"
         self.difficulty = difficulty
         super().__init__(
@@ -97,29 +106,21 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
             allowed_formats=FUNCTION_CALL_FORMATS,
             render_mode=render_mode,
         )
+        if bfcl_decoding not in PYTHON_DECODINGS:
+            raise ValueError(f"bfcl_decoding must be one of {PYTHON_DECODINGS}, got {bfcl_decoding!r}")
+        self.bfcl_decoding = bfcl_decoding
+        # BFCL answers are read by BFCL's rules; only the python dialect has more than one reading.
+        self.bfcl_dialect = PythonDialect(bfcl_decoding) if isinstance(self.dialect, PythonDialect) else self.dialect
 
     # --- tasks ---------------------------------------------------------------------------------
 
     def load_task(self, row: dict[str, Any], index: int | None) -> BfclTask | WorldTask:
+        kind = check_function_call_row(row)  # TaskRowError naming the field of a malformed row
         row = copy.deepcopy(row)  # the episode must not share objects with the dataset or the caller
-        if is_world_row(row):
+        if kind == "tool_world":
             return WorldTask(row=row, world=ToolWorld(row["initial_state"]))
-        missing = [k for k in ("id", "question", "function") if k not in row]
-        if missing:
-            raise ValueError(
-                f"task row lacks {missing}: expected a BFCL row (id, question, function, ground_truth) "
-                "or a tool-world row (initial_state, goal, goal_state)"
-            )
-        category = category_of(str(row["id"]))
-        if category in UNSUPPORTED_CATEGORIES:
-            raise ValueError(
-                f"BFCL row {row['id']!r}: category {category!r} needs Java/JavaScript type converters (not implemented)"
-            )
-        if not is_relevance_category(category) and "ground_truth" not in row:
-            raise ValueError(
-                f"BFCL row {row['id']!r} (category {category!r}) needs its 'ground_truth' from possible_answer"
-            )
-        sanitize = self.tool_format == "openai"
+        category = category_of(row["id"])
+        sanitize = self.dialect.native
         tools = [to_openai_tool(doc, sanitize_name=sanitize) for doc in row["function"]]
         name_map = {tool["function"]["name"]: doc["name"] for tool, doc in zip(tools, row["function"])}
         return BfclTask(row=row, category=category, tools=tools, name_map=name_map)
@@ -129,9 +130,9 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
 
     def opening_messages(self, task: BfclTask | WorldTask) -> list[dict[str, Any]]:
         if isinstance(task, WorldTask):
-            system = f"{SYSTEM_PROMPT}\n\n{tool_instructions(task.world.tools(), self.tool_format)}"
+            system = f"{SYSTEM_PROMPT}\n\n{self.dialect.instructions(task.world.tools())}"
             return [{"role": "system", "content": system}, {"role": "user", "content": task.row["goal"]}]
-        instructions = tool_instructions(task.tools, self.tool_format)
+        instructions = self.dialect.instructions(task.tools)
         turn = [dict(m) for m in task.row["question"][0]]
         if turn and turn[0].get("role") == "system":
             return [{"role": "system", "content": f"{instructions}\n\n{turn[0]['content']}"}, *turn[1:]]
@@ -150,19 +151,20 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
             "task": copy.deepcopy(task.row),
             "kind": "bfcl",
             "category": task.category,
+            "bfcl_decoding": self.bfcl_decoding if isinstance(self.dialect, PythonDialect) else None,
         }
 
     # --- turns ---------------------------------------------------------------------------------
 
     def take_turn(self, action: Any) -> TurnResult:
-        parsed = parse_turn(action, self.tool_format)
         if isinstance(self.task, WorldTask):
-            return self._world_turn(self.task, parsed)
+            return self._world_turn(self.task, self.dialect.parse(action))
         assert isinstance(self.task, BfclTask)
-        return self._bfcl_turn(self.task, parsed)
+        return self._bfcl_turn(self.task, self.bfcl_dialect.parse(action))
 
     def _bfcl_turn(self, task: BfclTask, parsed: ParsedTurn) -> TurnResult:
-        calls = [(task.name_map.get(c.name, c.name), c.arguments) for c in parsed.tool_calls]
+        decoded = not parsed.errors and (bool(parsed.tool_calls) or parsed.empty_call_list)
+        calls = [(task.name_map.get(c.name, c.name), c.arguments) for c in parsed.tool_calls] if decoded else None
         try:
             result = check_bfcl(task.category, task.row["function"], task.row.get("ground_truth"), calls, parsed.errors)
         except RecursionError:
@@ -172,7 +174,8 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
         info = {
             "tool_calls": [c.to_dict() for c in parsed.tool_calls],
             "tool_error": "; ".join(parsed.errors)[:1000] or None,
-            "invalid_action": bool(parsed.errors),
+            # Text that is not a call list is the right answer on irrelevance rows, not a format failure.
+            "invalid_action": bool(parsed.errors) and "irrelevance" not in task.category,
             "category": task.category,
             "error_type": error_type,
             "check_error": result.error if result else "value too deeply nested",
@@ -208,7 +211,7 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
                 if len(outcome.content) <= MAX_TOOL_RESULT_CHARS
                 else outcome.content[:MAX_TOOL_RESULT_CHARS] + " …[truncated]"
             )
-            messages.append(tool_result_message(call, content, self.tool_format))
+            messages.append(self.dialect.tool_result_message(call, content))
         if parsed.errors:
             task.n_tool_errors += len(parsed.errors)
             errors.extend(f"Error: {e}" for e in parsed.errors)

@@ -259,10 +259,18 @@ OPERATIONS: dict[str, list[Callable[[ToolWorld, random.Random, int], Operation |
 }
 
 
+MAX_DIFFICULTY = 20  # operations per goal; beyond it goals stop being tasks and become endurance tests
+
+
+def check_world_difficulty(difficulty: Any) -> None:
+    """Refuse a difficulty outside [1, MAX_DIFFICULTY] with the accepted range in the message."""
+    if isinstance(difficulty, bool) or not isinstance(difficulty, int) or not 1 <= difficulty <= MAX_DIFFICULTY:
+        raise ValueError(f"difficulty must be an integer in [1, {MAX_DIFFICULTY}], got {difficulty!r:.60}")
+
+
 def generate_world_task(seed: int, difficulty: int = 1, domains: Sequence[str] | None = None) -> dict[str, Any]:
     """The task row for `seed`: JSON-serializable, and identical for the same arguments."""
-    if difficulty < 1:
-        raise ValueError(f"difficulty must be an integer >= 1, got {difficulty!r}")
+    check_world_difficulty(difficulty)
     allowed = list(domains or DOMAINS)
     unknown = [d for d in allowed if d not in DOMAINS]
     if unknown:
@@ -313,9 +321,10 @@ def _draw(rng: random.Random, seed: int, difficulty: int, allowed: list[str]) ->
     }
 
 
-def is_world_row(row: dict[str, Any]) -> bool:
-    """Whether a task row is a tool-world task (rather than a BFCL question)."""
-    return "initial_state" in row and "goal_state" in row
+def is_world_row(row: Any) -> bool:
+    """Whether a task row is a tool-world task (rather than a BFCL question); either state key
+    decides, so a world row missing the other is reported as a malformed world row."""
+    return isinstance(row, dict) and ("initial_state" in row or "goal_state" in row)
 
 
 def goal_met(world: ToolWorld, goal_state: dict[str, Any]) -> bool:

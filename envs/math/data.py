@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from toolgym.data import read_records, require_shared_data
+from toolgym.envs.rows import TaskRowError
 
 from .answers import last_boxed
+from .rows import ENV_ID, check_math_row
 
 logger = logging.getLogger(__name__)
 
@@ -53,46 +55,27 @@ def gsm8k_final_answer(solution: str) -> str:
     return solution.rsplit("####", 1)[1].strip().replace(",", "")
 
 
-def row_format(row: dict[str, Any]) -> str:
-    """Which file format a row is in: 'gsm8k' or 'math' (MATH, MATH-500 and procedural rows)."""
-    if "question" in row and "problem" not in row:
-        return "gsm8k"
-    if "problem" in row:
-        return "math"
-    raise ValueError(
-        f"a math task row needs 'problem' (MATH format) or 'question' (GSM8K format); got keys {sorted(row)[:10]}"
-    )
-
-
 def task_from_row(row: dict[str, Any], *, source: str | None = None, index: int | None = None) -> MathTask:
-    """Normalise a MATH / MATH-500 / GSM8K / procedural row. Raises ValueError on a malformed row."""
-    if not isinstance(row, dict):
-        raise TypeError(f"a math task row must be a dict, got {type(row).__name__}")
-    kind = row_format(row)
+    """Normalise a MATH / MATH-500 / GSM8K / procedural row. Raises `TaskRowError` on a malformed row."""
+    kind = check_math_row(row)  # TaskRowError (a ValueError and a TypeError) naming the bad field
     if kind == "gsm8k":
-        problem, answer = row.get("question"), row.get("answer")
-        if not isinstance(problem, str) or not isinstance(answer, (str, int, float)):
-            raise ValueError("a GSM8K row needs a string 'question' and an 'answer'")
+        problem, answer = row["question"], row["answer"]
         answer = gsm8k_final_answer(answer) if isinstance(answer, str) and "####" in answer else str(answer).strip()
         metadata: dict[str, Any] = {}
         source = source or "gsm8k"
     else:
         problem = row["problem"]
-        if not isinstance(problem, str):
-            raise ValueError(f"'problem' must be a string, got {type(problem).__name__}")
         answer = row.get("answer")
         if answer is None:
             solution = row.get("solution")
             answer = last_boxed(solution) if isinstance(solution, str) else None
             if answer is None:
-                raise ValueError(
-                    f"MATH row {row.get('unique_id', index)!r} has no 'answer' and no \\boxed{{}} in its 'solution'"
-                )
+                raise TaskRowError(ENV_ID, "answer", "is missing and the 'solution' has no \\boxed{} answer", "MATH")
         answer = str(answer).strip()
         metadata = {k: row[k] for k in ("level", "type", "subject", "kind", "difficulty") if k in row}
         source = source or "math"
     if not answer:
-        raise ValueError(f"task row {row.get('unique_id', index)!r} has an empty answer")
+        raise TaskRowError(ENV_ID, "answer", "is empty", "GSM8K" if kind == "gsm8k" else "MATH")
     return MathTask(
         id=task_id(row, source, index, problem), problem=problem, answer=answer, source=source, metadata=metadata
     )

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from toolgym.envs.base import ChatEnv, Message, TurnResult
-from toolgym.tool_calls import ToolCall, parse_turn, tool_instructions, tool_result_message, turn_text
+from toolgym.tool_calls import ToolCall, turn_text
 
 from .answers import ExtractedAnswer, extract_answer
 from .calculator import CALCULATOR_SCHEMA, CalculatorError, calculator
@@ -105,7 +105,7 @@ class MathEnv(ChatEnv[MathTask]):
     def opening_messages(self, task: MathTask) -> list[Message]:
         system = self.system_prompt
         if self.tools_enabled:
-            system = f"{system}\n\n{TOOLS_PROMPT}\n\n{tool_instructions(self.tools, self.tool_format)}"
+            system = f"{system}\n\n{TOOLS_PROMPT}\n\n{self.dialect.instructions(self.tools)}"
         return [{"role": "system", "content": system}, {"role": "user", "content": task.problem}]
 
     def reset_info(self, task: MathTask) -> dict[str, Any]:
@@ -115,7 +115,7 @@ class MathEnv(ChatEnv[MathTask]):
         if not self.tools_enabled:
             answer = extract_answer(turn_text(action))
             return self._final(answer, {"invalid_action": not answer.found})
-        parsed = parse_turn(action, self.tool_format)
+        parsed = self.dialect.parse(action)
         calls = [call.to_dict() for call in parsed.tool_calls]
         answer = extract_answer(parsed.text)
         if answer.found:
@@ -125,7 +125,7 @@ class MathEnv(ChatEnv[MathTask]):
         invalid = bool(parsed.errors)
         for call in parsed.tool_calls:
             content, error, malformed = self._run_tool(call)
-            messages.append(tool_result_message(call, content, self.tool_format))
+            messages.append(self.dialect.tool_result_message(call, content))
             if error:
                 errors.append(error)
             invalid = invalid or malformed

@@ -7,8 +7,9 @@ arithmetic: ``parse('\\boxed{\\dfrac{5^{\\left(5^{...}\\right)}}{16}}')`` hangs 
 (`_verify_worker.py`, started lazily); the parent waits for each result with a deadline and, when
 it passes, kills the worker, reports ``timeout=True`` and starts a fresh worker on the next call.
 
-Cheap checks run first, in the parent: identical normalised strings are correct without the
-worker, and over-long answers or exponent towers are refused before they can hang anything.
+Cheap checks run first, in the parent: a pure fast path accepts a prediction that is the same
+plain number or fraction as the gold (a pair math-verify always accepts) without the worker, and
+over-long answers or exponent towers are refused before they can hang anything.
 `MathVerifier` is thread-safe: callers share a small pool of workers, one caller per worker.
 """
 
@@ -62,23 +63,22 @@ class VerifierUnavailable(RuntimeError):
 
 # --- cheap checks in the parent -------------------------------------------------------------------
 
-_INVISIBLE_RE = re.compile(r"\\(?:left|right)(?![A-Za-z])|\\[,;:! ]|\$")
-# Spaces matter only between two word characters: "1 2" is not "12", but "x = 5" is "x=5".
-_SPACE_RE = re.compile(r"\s+")
-_LOOSE_SPACE_RE = re.compile(r" (?!\w)|(?<!\w) ")
+# Plain numbers and digit fractions: math-verify reads an identical pair of these as equal.
+_FAST_PATH_RE = re.compile(r"-?\d{1,50}(?:\.\d{1,50})?|-?\\frac\{\d{1,50}\}\{[1-9]\d{0,49}\}", re.ASCII)
 _HUGE_EXPONENT_RE = re.compile(rf"\^\s*\{{?\s*[-+]?\d{{{MAX_EXPONENT_DIGITS + 1},}}")
 _EXPONENT_TOKEN_RE = re.compile(r"\\?[A-Za-z0-9.]+|.", re.DOTALL)
 
 
-def normalize_answer(text: str) -> str:
-    """A conservative normal form: no `$`, ``\\left``/``\\right``, spacing commands or loose spaces; dfrac is frac.
+def fast_path_form(text: str) -> str | None:
+    """The answer as a plain number or digit fraction (``\\dfrac``/``\\tfrac`` read as ``\\frac``), or None.
 
-    A space between two word characters is kept, so ``1 2`` does not become ``12``.
+    Two answers with the same form are equal for math-verify too, so the verifier may accept them
+    without asking it; anything else (spacing, ``\\!``, commas, symbols) goes to math-verify,
+    which alone decides. An earlier, looser string match accepted
+    ``11 , \\! 111 , \\! 111 , \\! 100`` for ``11,\\! 111,\\! 111,\\! 100``, which math-verify rejects.
     """
-    text = _INVISIBLE_RE.sub("", text)
-    text = _LOOSE_SPACE_RE.sub("", _SPACE_RE.sub(" ", text).strip())
-    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    return text.rstrip(".")
+    text = text.strip().replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return text if _FAST_PATH_RE.fullmatch(text) else None
 
 
 def power_depth(text: str, limit: int = MAX_POWER_DEPTH + 1) -> int:
@@ -116,7 +116,7 @@ def precheck(gold: str, prediction: str, *, string_match: bool = True) -> Verify
         return VerifyResult(False, parsed=False, gold_parsed=False, error="the gold answer is empty")
     if not isinstance(prediction, str) or not prediction.strip():
         return VerifyResult(False, parsed=False, gold_parsed=True, error="the predicted answer is empty")
-    if string_match and normalize_answer(gold) == normalize_answer(prediction):
+    if string_match and fast_path_form(gold) is not None and fast_path_form(gold) == fast_path_form(prediction):
         return VerifyResult(True, parsed=True, gold_parsed=True)
     for role, text in (("gold", gold), ("prediction", prediction)):
         problem = None
@@ -270,8 +270,9 @@ class MathVerifier:
 
     `timeout_s` is the hard wall-clock limit per comparison; `workers` the number of worker
     processes that concurrent callers share (each serves one caller at a time). `string_match`
-    accepts identical normalised strings without asking math-verify (turn it off to test
-    math-verify itself). `memory_limit_mb` caps each worker's address space.
+    accepts a prediction with the gold's plain-number or fraction form (`fast_path_form`) without
+    asking math-verify: a pure fast path, it only accepts pairs math-verify accepts (turn it off to
+    test math-verify itself). `memory_limit_mb` caps each worker's address space.
     """
 
     def __init__(
@@ -289,11 +290,27 @@ class MathVerifier:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.timeout_s = timeout_s
         self.string_match = string_match
+        self._settings = {
+            "timeout_s": timeout_s,
+            "workers": workers,
+            "start_timeout_s": start_timeout_s,
+            "memory_limit_mb": memory_limit_mb,
+            "string_match": string_match,
+        }
         self._all_workers = [_Worker(start_timeout_s, memory_limit_mb) for _ in range(workers)]
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         for worker in self._all_workers:
             self._idle.put(worker)
         _LIVE_VERIFIERS.add(self)
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickle as the settings: worker processes and pipes cannot travel, so the copy starts its
+        own workers on first use (an env holding a verifier pickles for vector envs and Ray)."""
+        return (_verifier_from_settings, (self._settings,))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MathVerifier:
+        """A verifier is a stateless, thread-safe service: copies of an env share it."""
+        return self
 
     def verify(self, gold: str, prediction: str, *, timeout_s: float | None = None) -> VerifyResult:
         """Is `prediction` mathematically equal to `gold`? Never raises on model text."""
@@ -332,6 +349,10 @@ class MathVerifier:
         """Stop the worker processes (a later call starts them again)."""
         for worker in self._all_workers:
             worker.close()
+
+
+def _verifier_from_settings(settings: dict[str, Any]) -> MathVerifier:
+    return MathVerifier(**settings)
 
 
 _shared: MathVerifier | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 from toolgym.envs.tasks import ProceduralTasks
@@ -191,4 +192,4 @@ def check_difficulty(difficulty: int) -> None:
 def procedural_tasks(difficulty: int = 2, kinds: tuple[str, ...] = KINDS, base_seed: int = 0) -> ProceduralTasks:
     """An endless task source: row i is `generate_problem(base_seed + i, difficulty, kinds)`."""
     check_difficulty(difficulty)
-    return ProceduralTasks(lambda seed: generate_problem(seed, difficulty, kinds), base_seed=base_seed)
+    return ProceduralTasks(partial(generate_problem, difficulty=difficulty, kinds=kinds), base_seed=base_seed)

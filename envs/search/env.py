@@ -2,9 +2,11 @@
 
 Two ways to talk to it, one episode logic:
 
-- ``tool_format="search_r1"`` (default): Search-R1's protocol verbatim. The first complete
-  ``<search>q</search>`` or ``<answer>a</answer>`` block decides the turn; a search returns
-  ``<information>Doc 1(Title: …) …</information>`` as a user message; anything else gets
+- ``tool_format="search_r1"`` (default): Search-R1's protocol verbatim (PeterGriffinJin/Search-R1,
+  search_r1/llm_agent/generation.py). The response is cut after its first ``</search>`` (else its
+  first ``</answer>``), then the first complete ``<search>q</search>`` or ``<answer>a</answer>``
+  block decides the turn; a search returns ``<information>Doc 1(Title: …) …</information>`` as a
+  user message (``<information></information>`` when nothing is found); anything else gets
   Search-R1's corrective message and ``invalid_action=True``.
 - ``"hermes"`` / ``"openai"`` / ``"python"``: a native ``search(query)`` tool (schema in the reset
   info's ``tools``); results come back as tool messages. The final answer is the text inside
@@ -22,23 +24,26 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from toolgym.envs.base import ChatEnv, TurnResult
+from toolgym.envs.rows import TaskRowError
 from toolgym.envs.tasks import ProceduralTasks
 from toolgym.retrieval import Document, Hit, Retriever
-from toolgym.tool_calls import ToolCall, parse_turn, tool_instructions, tool_result_message
+from toolgym.tool_calls import ToolCall
 
 from . import protocol
 from .loaders import SearchTask, is_answer_only, load_corpus, load_rows, parse_row, shared_documents
 from .qa_metrics import answer_in_text, answer_scores, supporting_recall
-from .world import WorldConfig, get_world, world_from_row
+from .world import WorldConfig, get_world, world_from_row, world_question_row
 
 logger = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 2_000  # longer queries are cut before retrieval (BM25 gains nothing from more)
 MAX_SEARCHES_PER_TURN = 8
 REWARD_METRICS = ("em", "f1", "subem")
+TURN_BUDGETS = ("all_turns", "search_r1")
 _THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 # Indices shared by every SearchEnv in the process (an env pool builds each one once).
@@ -72,7 +77,13 @@ class SearchEnv(ChatEnv[SearchTask]):
         retriever: a backend name for `toolgym.retrievers.build_retriever` ("bm25s"), or any
             object with `search(queries, k)`, used as-is for every task (it is the corpus).
         retriever_kwargs: constructor arguments for a named backend.
-        top_k: passages per search. max_turns: assistant turns per episode.
+        top_k: passages per search.
+        max_turns: the turn budget, read as `turn_budget` says.
+        turn_budget: "all_turns" (default): `max_turns` counts every assistant turn, the answer
+            included. "search_r1": Search-R1's accounting (its `run_llm_loop`): `max_turns`
+            action turns (searches, invalid turns) and then one final turn, whose searches are
+            not run (Search-R1 answers them with empty information and ends the episode), so
+            an episode has up to `max_turns + 1` assistant turns (the reset info's `max_turns`).
         max_obs_chars: cut each search result text to this many characters, with a visible marker.
         reward_metric: which score is the reward: "em" (default), "f1" or "subem".
         world_seed, n_entities, n_distractors, paragraphs_per_entity, hops: the procedural world
@@ -95,6 +106,7 @@ class SearchEnv(ChatEnv[SearchTask]):
         max_turns: int = 4,
         max_obs_chars: int | None = None,
         tool_format: str = "search_r1",
+        turn_budget: str = "all_turns",
         reward_metric: str = "em",
         split: str = "validation",
         world_seed: int = 0,
@@ -111,6 +123,10 @@ class SearchEnv(ChatEnv[SearchTask]):
             raise ValueError(f"max_obs_chars must be positive or None, got {max_obs_chars}")
         if prompt_template is not None and "{question}" not in prompt_template:
             raise ValueError(f"prompt_template must contain '{{question}}', got {prompt_template!r}")
+        if turn_budget not in TURN_BUDGETS:
+            raise ValueError(f"turn_budget must be one of {TURN_BUDGETS}, got {turn_budget!r}")
+        if max_turns < 1:
+            raise ValueError(f"max_turns must be at least 1, got {max_turns}")
         if reward_metric not in REWARD_METRICS:
             raise ValueError(f"reward_metric must be one of {REWARD_METRICS}, got {reward_metric!r}")
         if not isinstance(retriever, str) and not callable(getattr(retriever, "search", None)):
@@ -123,8 +139,8 @@ class SearchEnv(ChatEnv[SearchTask]):
         if self.procedural:
             if corpus == "per_question":
                 raise ValueError("the procedural world has one shared corpus; leave corpus=None")
-            world = get_world(self.world_config)
-            tasks: Any = ProceduralTasks(lambda index: world.question_row(index, hops))
+            get_world(self.world_config)  # build (and cache) the world now: a bad config fails here
+            tasks: Any = ProceduralTasks(partial(world_question_row, self.world_config, hops))
             self._rows: list[dict[str, Any]] = []
         else:
             self._rows = load_rows(dataset, split=split) if isinstance(dataset, str) else list(dataset)
@@ -140,7 +156,10 @@ class SearchEnv(ChatEnv[SearchTask]):
                 )
         if corpus is not None and corpus not in ("per_question", "shared"):
             load_corpus(str(corpus))  # fail now, with the path in the message, not at the first reset
-        super().__init__(tasks, max_turns=max_turns, tool_format=tool_format, render_mode=render_mode)
+        total_turns = max_turns + 1 if turn_budget == "search_r1" else max_turns
+        super().__init__(tasks, max_turns=total_turns, tool_format=tool_format, render_mode=render_mode)
+        self.turn_budget = turn_budget
+        self.action_turns = max_turns  # turns whose searches run; Search-R1's final turn's do not
         self.corpus = corpus
         self.retriever_spec = retriever
         self.retriever_kwargs = dict(retriever_kwargs or {})
@@ -151,6 +170,23 @@ class SearchEnv(ChatEnv[SearchTask]):
         self.retriever: Retriever | None = None
         self._own_shared_index: Retriever | None = None
         self._reset_episode_state()
+
+    # --- pickling: vector envs in subprocesses, Ray workers, deepcopy for tree search -------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Drop indices this env built from a backend name: they are rebuilt (or taken from this
+        process's index cache) on unpickle, so a copy never serializes a whole index. A retriever
+        object the caller passed in travels as it is and must pickle itself."""
+        state = self.__dict__.copy()
+        if isinstance(self.retriever_spec, str):
+            state["retriever"] = None
+            state["_own_shared_index"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.retriever is None and self.task is not None:
+            self.retriever = self._retriever_for(self.task)
 
     # --- tasks and their indices ----------------------------------------------------------------
 
@@ -183,14 +219,19 @@ class SearchEnv(ChatEnv[SearchTask]):
             key = ("shared", self.dataset_spec, *backend)
             return _cached_index(key, lambda: self._build(shared_documents(self._rows)))
         if task.documents is None:
-            raise ValueError(f"task {task.task_id!r} has no paragraphs: pass corpus=<path to a JSONL corpus>")
+            raise TaskRowError(
+                self.env_id,
+                "context",
+                f"is missing (task {task.task_id[:80]!r}): without a corpus a row must bring its own paragraphs "
+                "(HotpotQA 'context', IRCoT 'contexts') or a procedural 'world'; or build the env with corpus=<JSONL path>",
+            )
         key = ("task", task.task_id, tuple(task.documents), *backend)
         return _cached_index(key, lambda: self._build(task.documents))
 
     def load_task(self, row: dict[str, Any], index: int | None) -> SearchTask:
         task = parse_row(row)
         if not task.answers:
-            raise ValueError(f"task {task.task_id!r} has no gold answer")
+            raise TaskRowError(self.env_id, "answer", f"holds no gold answer (task {task.task_id[:80]!r})")
         self.retriever = self._retriever_for(task)
         self._reset_episode_state()
         return task
@@ -203,7 +244,7 @@ class SearchEnv(ChatEnv[SearchTask]):
             template = self.prompt_template or protocol.SEARCH_R1_PROMPT
             prompt = template.format(question=protocol.search_r1_question(task.question))
             return [{"role": "user", "content": prompt}]
-        system = protocol.NATIVE_SYSTEM_PROMPT + "\n\n" + tool_instructions(self.tools, self.tool_format)
+        system = protocol.NATIVE_SYSTEM_PROMPT + "\n\n" + self.dialect.instructions(self.tools)
         return [{"role": "system", "content": system}, {"role": "user", "content": f"Question: {task.question}"}]
 
     def reset_info(self, task: SearchTask) -> dict[str, Any]:
@@ -216,7 +257,7 @@ class SearchEnv(ChatEnv[SearchTask]):
     # --- one assistant turn ---------------------------------------------------------------------
 
     def take_turn(self, action: Any) -> TurnResult:
-        parsed = parse_turn(action, self.tool_format)
+        parsed = self.dialect.parse(action)
         info: dict[str, Any] = {
             "tool_calls": [call.to_dict() for call in parsed.tool_calls],
             "retrieved_doc_ids": [],
@@ -272,21 +313,28 @@ class SearchEnv(ChatEnv[SearchTask]):
             problem = self._check_call(call, len(runnable))
             if problem:
                 errors.append(problem)
-                messages.append(tool_result_message(call, f"Error: {problem}", self.tool_format))
+                messages.append(self.dialect.tool_result_message(call, f"Error: {problem}"))
             else:
                 runnable.append((call, call.arguments["query"][:MAX_QUERY_CHARS]))
                 messages.append(None)  # filled with the results below
-        hit_lists = self.retriever.search([query for _, query in runnable], self.top_k) if runnable else []
-        self.n_searches += len(runnable)
+        searches_run = self.turn <= self.action_turns
+        if runnable and searches_run:
+            hit_lists = self.retriever.search([query for _, query in runnable], self.top_k)
+            self.n_searches += len(runnable)
+        else:
+            hit_lists = [[] for _ in runnable]
+            info["searches_skipped"] = len(runnable)
         results = iter(zip(runnable, hit_lists))
         observed: list[str] = []
         for position, message in enumerate(messages):
             if message is not None:
                 continue
             (call, _), hits = next(results)
-            passages = protocol.format_passages(list(hits), self.max_obs_chars)
-            content = protocol.information_block(passages) if self.tool_format == "search_r1" else passages
-            messages[position] = tool_result_message(call, content, self.tool_format)
+            search_r1 = self.tool_format == "search_r1"
+            no_results = "" if search_r1 else protocol.NO_RESULTS
+            passages = protocol.format_passages(list(hits), self.max_obs_chars, no_results)
+            content = protocol.information_block(passages) if search_r1 else passages
+            messages[position] = self.dialect.tool_result_message(call, content)
             observed.append(passages if hits else "")
             info["retrieved_doc_ids"].extend(hit.doc_id for hit in hits)
             self._remember(hits)

@@ -24,6 +24,8 @@ from typing import Any
 from toolgym.data import read_records, require_shared_data
 from toolgym.retrieval import Document
 
+from .rows import HOTPOTQA_ROW, IRCOT_ROW, search_row_format
+
 # dataset name -> file under the shared data folder
 NAMED_DATASETS: dict[str, str] = {
     "hotpotqa": "hotpotqa/ircot_processed/dev_subsampled.jsonl",
@@ -67,19 +69,12 @@ def _as_answers(value: Any) -> list[str]:
 
 def parse_row(row: dict[str, Any]) -> SearchTask:
     """Read one data row in any supported format (see the module docstring) into a `SearchTask`."""
-    if not isinstance(row, dict):
-        raise TypeError(f"a Search-v0 task row must be a dict, got {type(row).__name__}")
-    if "question_text" in row and "contexts" in row:
+    row_format = search_row_format(row)  # TaskRowError naming the field of a malformed row
+    if row_format is IRCOT_ROW:
         return _parse_ircot(row)
-    if "question" in row and "context" in row:
+    if row_format is HOTPOTQA_ROW:
         return _parse_hotpotqa(row)
-    if "question" in row:  # procedural world rows, NQ-open, FlashRAG, HotpotQA question lists
-        return _parse_answer_only(row, supporting=row.get("supporting_doc_ids", []))
-    raise ValueError(
-        f"unrecognized Search-v0 task row with keys {sorted(row)[:10]}; expected HotpotQA "
-        "(question/answer/context), IRCoT (question_text/answers_objects/contexts), NQ-open "
-        "(question/answer) or a procedural world row"
-    )
+    return _parse_answer_only(row, supporting=row.get("supporting_doc_ids", []))  # world, NQ-open, FlashRAG
 
 
 def _parse_ircot(row: dict[str, Any]) -> SearchTask:

@@ -61,10 +61,14 @@ def search_r1_question(question: str) -> str:
     return question
 
 
-def format_passages(hits: list[Hit], max_chars: int | None = None) -> str:
-    """Search-R1's `_passages2string`: `Doc i(Title: t) text` lines, optionally cut with a marker."""
+def format_passages(hits: list[Hit], max_chars: int | None = None, no_results: str = NO_RESULTS) -> str:
+    """Search-R1's `_passages2string`: `Doc i(Title: t) text` lines, optionally cut with a marker.
+
+    With no hits it returns `no_results`: "" for the search_r1 dialect (Search-R1 then shows
+    ``<information></information>``), a readable sentence for native tool messages.
+    """
     if not hits:
-        return NO_RESULTS
+        return no_results
     text = "\n".join(f"Doc {i + 1}(Title: {hit.title}) {hit.text}" for i, hit in enumerate(hits)).strip()
     if max_chars is not None and len(text) > max_chars:
         text = text[:max_chars] + TRUNCATION_MARKER

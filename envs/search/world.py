@@ -101,6 +101,14 @@ _INTROS = {
 _SECTION_TITLES = ["history", "background", "records", "notes"]
 
 
+# Upper bounds on what sizes a world (the build is quadratic in entities: 5,000 take ~2 s, 10,000
+# ~7 s), so neither a constructor argument nor a task row can ask for one that exhausts memory.
+MIN_ENTITIES, MAX_ENTITIES = 20, 10_000
+MAX_DISTRACTORS = 10_000
+MAX_PARAGRAPHS_PER_ENTITY = 16
+MAX_SEED = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """What fixes a world: its seed, size and how many look-alike distractor entities it holds."""
@@ -109,6 +117,21 @@ class WorldConfig:
     n_entities: int = 200
     n_distractors: int | None = None  # default: a quarter of n_entities
     paragraphs_per_entity: int = 1
+
+    def __post_init__(self) -> None:
+        bounds = {
+            "seed": (-MAX_SEED, MAX_SEED),
+            "n_entities": (MIN_ENTITIES, MAX_ENTITIES),
+            "n_distractors": (0, MAX_DISTRACTORS),
+            "paragraphs_per_entity": (1, MAX_PARAGRAPHS_PER_ENTITY),
+        }
+        for name, (low, high) in bounds.items():
+            value = getattr(self, name)
+            if name == "n_distractors" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                shown = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge integer"
+                raise ValueError(f"world parameter {name} must be an integer in [{low}, {high}], got {shown}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,10 +153,6 @@ class World:
     """The knowledge base, its corpus (`documents`) and a question generator (`question_row`)."""
 
     def __init__(self, config: WorldConfig):
-        if config.n_entities < 20:
-            raise ValueError(f"n_entities must be at least 20 to hold every kind of entity, got {config.n_entities}")
-        if config.paragraphs_per_entity < 1:
-            raise ValueError(f"paragraphs_per_entity must be at least 1, got {config.paragraphs_per_entity}")
         self.config = config
         self.rng = random.Random(f"toolgym-world-{config.seed}")
         self._used_names: set[str] = set()
@@ -297,6 +316,11 @@ class World:
 def get_world(config: WorldConfig) -> World:
     """The world for `config`, built once per process."""
     return World(config)
+
+
+def world_question_row(config: WorldConfig, hops: int | None, index: int) -> dict[str, Any]:
+    """Question `index` of the world `config` (a module-level function, so task sources pickle)."""
+    return get_world(config).question_row(index, hops)
 
 
 def world_from_row(row: dict[str, Any]) -> World:
