@@ -127,3 +127,15 @@ def test_group_keys_come_from_the_task_and_seed(trajectories):
     keys = [t.group_key for t in trajectories]
     assert keys[0] == keys[1] == keys[2] and keys[3] == keys[4] == keys[5] and keys[0] != keys[3]
     assert collate(trajectories, 0).group_ids.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_trainer_logprobs_match_the_engine_logprobs_on_policy_tokens(engine, trajectories):
+    # The engine scored each sampled token while generating (left padding, KV cache); the trainer
+    # rescored it (right padding, one pass, logits only where policy tokens follow). Same function,
+    # same weights: they may differ only by float rounding.
+    batch = collate(trajectories, engine.pad_token_id)
+    with torch.no_grad():
+        logprobs, _ = policy_forward(engine.model, batch, 1.0)
+    mask = batch.loss_mask.bool()
+    assert mask.sum() > 20
+    assert float((logprobs[mask] - batch.rollout_logprobs[mask]).abs().max()) < 1e-4
