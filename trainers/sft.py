@@ -120,6 +120,21 @@ def sft_loss(model: Any, batch: Sequence[Demonstration], pad_token_id: int) -> t
     return (losses * target_mask).sum() / max(tokens, 1), tokens
 
 
+def _length_grouped_batches(
+    demonstrations: Sequence[Demonstration], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    """One epoch of index batches: shuffled, sorted by length within windows of 16 batches, batch order shuffled."""
+    order = list(range(len(demonstrations)))
+    rng.shuffle(order)
+    window = batch_size * 16
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: len(demonstrations[i].token_ids))
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def sft_train(
     model: Any,
     demonstrations: Sequence[Demonstration],
@@ -131,7 +146,13 @@ def sft_train(
     seed: int = 0,
     pad_token_id: int = 0,
 ) -> list[float]:
-    """AdamW on seeded shuffled epochs of the demonstrations; returns the per-step losses."""
+    """AdamW on seeded shuffled epochs of the demonstrations; returns the per-step losses.
+
+    Batches are length-grouped (HF Trainer's `group_by_length`): each window of 16 batches is sorted
+    by length before it is cut, so a batch pads to a similar length, and the batches' order is
+    shuffled. Demos of very different lengths (a direct answer vs. a search and its result) then
+    cost what they hold instead of the longest one in the batch.
+    """
     if not demonstrations:
         raise ValueError("SFT needs at least one demonstration")
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -140,15 +161,12 @@ def sft_train(
         optimizer, lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
     )
     rng = random.Random(f"toolgym-sft-{seed}")
-    order: list[int] = []
+    batches: list[list[int]] = []
     losses = []
     for step in range(steps):
-        if len(order) < batch_size:
-            epoch = list(range(len(demonstrations)))
-            rng.shuffle(epoch)
-            order += epoch
-        batch = [demonstrations[i] for i in order[:batch_size]]
-        del order[:batch_size]
+        if not batches:
+            batches = _length_grouped_batches(demonstrations, batch_size, rng)
+        batch = [demonstrations[i] for i in batches.pop()]
         optimizer.zero_grad(set_to_none=True)
         loss, _ = sft_loss(model, batch, pad_token_id)
         loss.backward()

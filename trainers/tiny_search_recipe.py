@@ -121,7 +121,7 @@ def prepare(out: Path, seed: int, sft_steps: int, grpo_steps: int, n_questions: 
         )
     demos_file = out / "lazy-demos.jsonl"
     if not demos_file.is_file():
-        demos = lazy_demonstrations(train, rows, 4000, seed)
+        demos = lazy_demonstrations(train, rows, 6000, seed)
         demos_file.write_text("".join(json.dumps(d) + "\n" for d in demos), encoding="utf-8")
     values = {
         "model": str(model_dir),
@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/lazy-search", help="folder for the model, demos, config and run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sft-steps", type=int, default=1500)
-    parser.add_argument("--grpo-steps", type=int, default=30)
+    parser.add_argument("--sft-steps", type=int, default=2000)
+    parser.add_argument("--grpo-steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
