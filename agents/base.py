@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-Message = dict[str, Any]
+from toolgym.messages import Message
+
 Action = str | dict[str, Any]
 
 

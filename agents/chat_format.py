@@ -21,9 +21,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from toolgym.dialects import Dialect, get_dialect
+from toolgym.messages import Message, content_text
 from toolgym.tool_calls import MAX_CALLS_PER_TURN, MAX_PARSE_CHARS, parse_hermes
-
-Message = dict[str, Any]
 
 _TOOL_CALL_BLOCK_RE = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _CONTENT_MARKER = "\u2063toolgym-content\u2063"  # invisible separator: no template alters it
@@ -35,17 +34,6 @@ _BASE_CONVERSATION: list[Message] = [
 
 class ChatTemplateError(ValueError):
     """The tokenizer's chat template cannot be used the way an agent or rollout needs."""
-
-
-def content_text(content: Any) -> str:
-    """A message's content as one string (OpenAI content parts joined; None is empty)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return str(content)
 
 
 def normalize_messages(messages: Sequence[Message]) -> list[Message]:

@@ -47,10 +47,11 @@ def add_serve_model_command(serve_subparsers: argparse._SubParsersAction) -> Non
         default=None,
         help="the model name clients ask for (default: the hf: folder name, else the spec)",
     )
-    parser.add_argument("--max-batch-size", type=int, default=32, help="most requests answered by one agent call")
     parser.add_argument(
-        "--gather-ms", type=float, default=10.0, help="how long to wait for more requests before calling the agent"
+        "--batch-wait-ms", type=float, default=10.0, help="how long to wait for more requests before calling the agent"
     )
+    parser.add_argument("--max-batch-size", type=int, default=32, help="most requests answered by one agent call")
+    parser.add_argument("--max-pending", type=int, default=1024, help="requests queued at most (503 beyond)")
     parser.add_argument("--max-tokens-limit", type=int, default=8192, help="largest max_tokens a request may ask for")
     parser.add_argument("--request-timeout", type=float, default=600.0, help="seconds before a request gets a 504")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -67,9 +68,16 @@ def serve_model(args: argparse.Namespace) -> int:
 
     from .model_server_protocol import ServerLimits
 
-    if not 0 < args.port < 65536 or args.max_batch_size < 1 or args.gather_ms < 0 or args.max_tokens_limit < 1:
+    if (
+        not 0 < args.port < 65536
+        or args.max_batch_size < 1
+        or args.max_pending < 1
+        or args.batch_wait_ms < 0
+        or args.max_tokens_limit < 1
+    ):
         print(
-            "toolgym serve model: --port, --max-batch-size, --gather-ms or --max-tokens-limit is out of range",
+            "toolgym serve model: --port, --max-batch-size, --max-pending, --batch-wait-ms or --max-tokens-limit "
+            "is out of range",
             file=sys.stderr,
         )
         return 2
@@ -84,8 +92,9 @@ def serve_model(args: argparse.Namespace) -> int:
             agent,
             args.model_name or default_model_name(args.agent),
             ServerLimits(
+                batch_wait_ms=args.batch_wait_ms,
                 max_batch_size=args.max_batch_size,
-                gather_window_s=args.gather_ms / 1000,
+                max_pending=args.max_pending,
                 max_tokens_limit=args.max_tokens_limit,
                 default_max_tokens=min(512, args.max_tokens_limit),
                 request_timeout_s=args.request_timeout,

@@ -4,7 +4,9 @@ This is the engine under both `HFAgent` (text in, one assistant turn out) and th
 rollouts (`toolgym.agents.rollout`). Its own decode loop, rather than `model.generate`, because
 rollouts need exactly three things `generate` makes awkward together: the logprob of each sampled
 token under the distribution it was sampled from, stop strings checked token by token (stop after
-the token that completes one), and a per-sequence token budget within one batch.
+the token that completes one), and a per-sequence token budget within one batch. It also keeps
+the keys/values of recent sequences, so the next turn of a multi-turn rollout encodes only its
+new tokens (`toolgym.agents.kv_reuse`).
 
 Logprobs are `toolgym.agents.engine.token_logprobs`, i.e. `log_softmax(logits / T)` at the sampled
 token (T = 1 for greedy decoding), the function a trainer recomputes them with. Top-k and nucleus
@@ -20,23 +22,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from toolgym.extras import require
+
 from .base import SamplingParams
 from .engine import Generation, token_logprobs
 from .kv_reuse import PrefixKVCache, cache_layers, row_layers, seed_cache
 
 logger = logging.getLogger(__name__)
 
-HF_EXTRA_HINT = 'pip install "toolgym[hf]" (and torch==2.13.0 first)'
-
 
 def import_torch_transformers() -> tuple[Any, Any]:
     """torch and transformers, or an ImportError that names the extra to install."""
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise ImportError(f"HF models need torch and transformers: {HF_EXTRA_HINT} ({exc})") from exc
-    return torch, transformers
+    return require("torch", "hf", "HF models"), require("transformers", "hf", "HF models")
 
 
 def load_model_and_tokenizer(
@@ -95,6 +92,7 @@ class HFEngine:
         self._keeps_logits = "logits_to_keep" in parameters
         self.policy_version = 0
         self.kv_cache = PrefixKVCache(kv_cache_sequences)
+        self._cached_weights = self._weights_version()
 
     @classmethod
     def load(
@@ -166,6 +164,10 @@ class HFEngine:
         done = [budget <= 0 for budget in budgets]
         if all(done):
             return generations
+        weights = self._weights_version()
+        if weights != self._cached_weights:  # changed in place (an optimizer step) without update_weights
+            self.kv_cache.clear()
+            self._cached_weights = weights
         reused = [self.kv_cache.take(prompt) if self.kv_cache.capacity else (0, None) for prompt in prompts]
         template = next((layers for _, layers in reused if layers is not None), None)
         cached_width = max(length for length, _ in reused)
@@ -180,8 +182,15 @@ class HFEngine:
             attention[row, cached_width - length : cached_width] = 1
             attention[row, cached_width + width - len(suffix) :] = 1
             positions[row, width - len(suffix) :] = torch.arange(length, length + len(suffix))
+        # Without reuse in this batch, equal prompts (the members of a GRPO group on their first
+        # turn) share one prefill; their cache rows and logits are copied out afterwards.
+        share = self.kv_cache.capacity > 0 and template is None
+        first_row: dict[tuple[int, ...], int] = {}
+        rows = [first_row.setdefault(tuple(p), row) if share else row for row, p in enumerate(prompts)]
+        unique = sorted(set(rows))
         self.kv_cache.reused_tokens += sum(length for length, _ in reused)
-        self.kv_cache.encoded_tokens += sum(len(s) for s in suffixes)
+        self.kv_cache.reused_tokens += sum(len(prompts[row]) for row in range(batch) if rows[row] != row)
+        self.kv_cache.encoded_tokens += sum(len(suffixes[row]) for row in unique)
         input_ids, attention, positions = (
             input_ids.to(self.device),
             attention.to(self.device),
@@ -193,7 +202,14 @@ class HFEngine:
             seed_cache(cache, reused, cached_width, template)
         fed = 0
         with torch.inference_mode():
-            logits = self._forward(input_ids, attention, positions, cache)
+            if len(unique) < batch:
+                picked = torch.tensor(unique, device=self.device)
+                logits = self._forward(input_ids[picked], attention[picked], positions[picked], cache)
+                expand = torch.tensor([unique.index(row) for row in rows], device=self.device)
+                cache.batch_select_indices(expand)
+                logits = logits[expand]
+            else:
+                logits = self._forward(input_ids, attention, positions, cache)
             for _step in range(max(budgets)):
                 tokens, logprobs = self._sample(logits, sampling)
                 token_list, logprob_list = tokens.tolist(), logprobs.tolist()
@@ -241,6 +257,11 @@ class HFEngine:
                 ]
             ).to(self.device)
             self.kv_cache.put(prompt + generation.token_ids[:kept], row_layers(layers, row, columns))
+
+    def _weights_version(self) -> int:
+        """Changes whenever a parameter is modified in place (torch's per-tensor version counters),
+        so cached keys/values are never used with weights other than the ones that made them."""
+        return sum(parameter._version for parameter in self.model.parameters())
 
     def _new_cache(self) -> Any:
         from transformers import DynamicCache

@@ -33,7 +33,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from toolgym.http_server import running_app
+from toolgym.extras import require
+from toolgym.http_server import quiet_client_disconnects, running_app
+from toolgym.json_values import json_safe
 from toolgym.microbatch import BatcherBusy, MicroBatcher
 from toolgym.tool_calls import ToolCall, parse_turn, render_calls, turn_text
 
@@ -66,7 +68,7 @@ class Batcher:
         self._complete = getattr(agent, "complete", None) if _accepts_keyword(agent, "sampling", "complete") else None
         self._batcher: MicroBatcher[AgentRequest, ServedTurn] = MicroBatcher(
             lambda sampling, requests: self._act(requests, sampling),
-            window_s=limits.gather_window_s,
+            batch_wait_s=limits.batch_wait_ms / 1000,
             max_batch_size=limits.max_batch_size,
             max_pending=limits.max_pending,
             thread_name="toolgym-agent",
@@ -170,11 +172,17 @@ def assistant_message(action: Action, stop: tuple[str, ...], with_tools: bool) -
 _HERMES_BLOCK_RE = re.compile(r"<tool_call>.*?</tool_call>", re.DOTALL)
 
 
+def _wire_safe(value: Any) -> Any:
+    """`value` as strict JSON in UTF-8: NaN/inf become null, lone surrogates U+FFFD (`json_safe`)."""
+    return json_safe(value, replace_surrogates=True)[0]
+
+
 def _wire_call(call: ToolCall) -> dict[str, Any]:
     return {
         "id": call.id or f"call_{uuid.uuid4().hex[:24]}",
         "type": "function",
-        "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+        # JSON has no NaN and UTF-8 no lone surrogates: both would make the arguments unreadable.
+        "function": {"name": call.name, "arguments": json.dumps(_wire_safe(call.arguments), ensure_ascii=False)},
     }
 
 
@@ -183,12 +191,10 @@ def _wire_call(call: ToolCall) -> dict[str, Any]:
 
 def create_app(agent: Agent, model_name: str, limits: ServerLimits | None = None) -> Any:
     """A FastAPI app serving `agent` as the model `model_name` (see the module doc)."""
-    try:
-        from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse
-        from starlette.exceptions import HTTPException as StarletteHTTPException
-    except ImportError as exc:
-        raise ImportError('serving a model needs fastapi and uvicorn: pip install "toolgym[serve]"') from exc
+    require("fastapi", "serve", "serving a model")
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     limits = limits or ServerLimits()
     batcher = Batcher(agent, limits)
@@ -201,15 +207,16 @@ def create_app(agent: Agent, model_name: str, limits: ServerLimits | None = None
 
     app = FastAPI(title="ToolGym model server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.batcher = batcher
+    app.state.disconnects = quiet_client_disconnects(app, "model server")
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=exc.status)
+        return JSONResponse(_wire_safe(error_body(exc)), status_code=exc.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error = RequestError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", "not_found")
-        return JSONResponse(error_body(error), status_code=exc.status_code)
+        return JSONResponse(_wire_safe(error_body(error)), status_code=exc.status_code)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -243,7 +250,7 @@ def create_app(agent: Agent, model_name: str, limits: ServerLimits | None = None
                 "completion_tokens": turn.completion_tokens,
                 "total_tokens": turn.prompt_tokens + turn.completion_tokens,
             }
-        return JSONResponse(completion_body(model_name, message, finish_reason, matched_stop, usage))
+        return JSONResponse(_wire_safe(completion_body(model_name, message, finish_reason, matched_stop, usage)))
 
     return app
 

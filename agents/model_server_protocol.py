@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from toolgym.messages import ContentPartError, content_text
+
 from .base import AgentRequest, SamplingParams
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -38,10 +40,11 @@ class ServerLimits:
     """A request still unanswered after this long gets a 504."""
     body_timeout_s: float = 30.0
     """A request body still arriving after this long gets a 408, so a stalled client cannot hold a handler."""
+    batch_wait_ms: float = 10.0
+    """How long the batcher waits for more requests after the first one arrives (same knob as the
+    retrieval server's `ServerConfig.batch_wait_ms`)."""
     max_batch_size: int = 32
-    """Most conversations in one `agent.act` call."""
-    gather_window_s: float = 0.01
-    """How long the batcher waits for more requests after the first one arrives."""
+    """Most conversations (requests) in one `agent.act` call."""
     max_pending: int = 1024
     """Requests queued beyond this get a 503 (back-pressure instead of unbounded memory)."""
 
@@ -147,20 +150,12 @@ def _message(raw: Any, i: int) -> dict[str, Any]:
 
 def _content(raw: dict[str, Any], param: str) -> str:
     content = raw.get("content")
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise RequestError(
-                    400, f"{param}.content: only text parts are supported", "unsupported_content", f"{param}.content"
-                )
-            texts.append(part["text"])
-        return "".join(texts)
-    raise RequestError(400, f"{param}.content must be a string or a list of text parts", "invalid_message", param)
+    try:
+        return content_text(content, strict=True)
+    except ContentPartError as exc:
+        if isinstance(content, list):
+            raise RequestError(400, f"{param}.content: {exc}", "unsupported_content", f"{param}.content") from exc
+        raise RequestError(400, f"{param}.content: {exc}", "invalid_message", param) from exc
 
 
 def _tool_calls(raw: Any, param: str) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from toolgym.dialects import dialect_of
+from toolgym.extras import require
 
 from .base import Action, AgentRequest, SamplingParams
 
@@ -222,10 +223,7 @@ class OpenAIAgent:
         """Build the client and semaphore inside the loop thread, where they will be used."""
         if self._client is not None:
             return
-        try:
-            import openai
-        except ImportError as exc:
-            raise ImportError('the openai agent needs the openai library: pip install "toolgym[openai]"') from exc
+        openai = require("openai", "openai", "the openai agent")
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0
         )

@@ -231,7 +231,8 @@ def collect_rollouts(
     - An episode whose tokens would exceed `max_episode_tokens` ends `truncated` with
       `info["stop_reason"] == "max_episode_tokens"` and reward 0.
     - An env exception in `reset`/`step` ends that episode only: `failed=True`, `error` set,
-      reward 0, `info["stop_reason"] == "error"`.
+      reward 0, `info["stop_reason"] == "error"`. An exception from the engine itself propagates:
+      it is not one episode's fault, and a training step cannot go on without its policy.
     - `layout`: "auto" ("raw" for search_r1, else "chat"), "chat" or "raw" (`toolgym.agents.token_stream`).
     - `policy_version` is stored in each trajectory's `sampling` record (default: the engine's).
     """

@@ -19,6 +19,8 @@ import string
 from collections.abc import Iterable
 from pathlib import Path
 
+from toolgym.extras import require
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 QWEN_PRETOKENIZER_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
@@ -119,12 +121,11 @@ def make_tiny_model(
     `init_std` is larger than a real model's 0.02 so that greedy decoding of the random weights
     varies with its context instead of repeating one token, which makes tests meaningful.
     """
-    try:
-        import torch
-        from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-        from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-    except ImportError as exc:
-        raise ImportError(f'the tiny model needs torch and transformers: pip install "toolgym[hf]" ({exc})') from exc
+    torch = require("torch", "hf", "the tiny model")
+    require("transformers", "hf", "the tiny model")
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
     if hidden_size % 8:
         raise ValueError(f"hidden_size must be a multiple of 8 (4 heads of even size), got {hidden_size}")
     out = Path(out_dir)

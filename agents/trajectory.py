@@ -165,8 +165,19 @@ def write_trajectories(path: str | Path, trajectories: list[Trajectory], append:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a" if append else "w", encoding="utf-8") as handle:
         for trajectory in trajectories:
-            handle.write(json.dumps(trajectory.to_dict(), ensure_ascii=False, default=_json_default) + "\n")
+            handle.write(_json_line(trajectory.to_dict()))
     return path
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """One JSON line, readable UTF-8 where possible; a lone surrogate (from env text) is written
+    escaped (`\\udXXX`) so the file stays valid UTF-8 and reads back to the same string."""
+    line = json.dumps(record, ensure_ascii=False, default=_json_default)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record, ensure_ascii=True, default=_json_default)
+    return line + "\n"
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:

@@ -16,21 +16,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from toolgym.extras import require
+
 from .base import Action, AgentRequest, SamplingParams
 from .chat_format import action_from_text, encode, render, template_tools, truncate_at_stop
 from .engine import Generation
 from .hf_agent import Completion, request_dialect
 
-VLLM_EXTRA_HINT = 'pip install "toolgym[gpu]" (vLLM needs a CUDA GPU and brings its own CUDA torch)'
-
 
 def import_vllm() -> Any:
     """The vllm module, or an ImportError that says how to install it."""
-    try:
-        import vllm
-    except ImportError as exc:
-        raise ImportError(f"the vllm agent needs vLLM, which is not installed: {VLLM_EXTRA_HINT} ({exc})") from exc
-    return vllm
+    return require("vllm", "gpu", "the vllm agent")
 
 
 def vllm_sampling_params(sampling: SamplingParams, max_tokens: int | None = None, seed: int | None = None) -> Any:

@@ -15,7 +15,7 @@ from toolgym.agents.base import AgentRequest
 from toolgym.agents.scripted import search as scripted_search
 from toolgym.data import shared_data_dir
 from toolgym.envs.search.env import SearchEnv
-from toolgym.retrieval import Hit, Retriever
+from toolgym.retriever_contract import Hit, Retriever
 
 
 class TimedRetriever:

@@ -39,9 +39,9 @@ def http_baseline(requests: list[AgentRequest]) -> list:
     return [policy_for("Search-v0", "baseline")(AgentRequest(r.messages, r.tools, info)) for r in requests]
 
 
-def roundtrip(requests: int, concurrency: int, gather_ms: float) -> tuple[float, float]:
+def roundtrip(requests: int, concurrency: int, batch_wait_ms: float) -> tuple[float, float]:
     agent = EchoAgent()
-    app = create_app(agent, "echo", ServerLimits(gather_window_s=gather_ms / 1000, max_batch_size=64))
+    app = create_app(agent, "echo", ServerLimits(batch_wait_ms=batch_wait_ms, max_batch_size=64))
     with serve_in_background(app) as base_url, OpenAIAgent(base_url, "echo", max_concurrency=concurrency) as client:
         client.act([AgentRequest([{"role": "user", "content": "warm-up"}])])
         agent.batch_sizes.clear()
@@ -75,9 +75,9 @@ def main() -> None:
     args = parser.parse_args()
     print("| concurrency | gather window | requests/s | mean batch |")
     print("|---:|---:|---:|---:|")
-    for concurrency, gather_ms in ((1, 10.0), (1, 0.0), (8, 10.0), (32, 10.0), (32, 2.0)):
-        rate, batch = roundtrip(args.requests if concurrency > 1 else args.requests // 4, concurrency, gather_ms)
-        print(f"| {concurrency} | {gather_ms:g} ms | {rate:,.0f} | {batch:.1f} |")
+    for concurrency, batch_wait_ms in ((1, 10.0), (1, 0.0), (8, 10.0), (32, 10.0), (32, 2.0)):
+        rate, batch = roundtrip(args.requests if concurrency > 1 else args.requests // 4, concurrency, batch_wait_ms)
+        print(f"| {concurrency} | {batch_wait_ms:g} ms | {rate:,.0f} | {batch:.1f} |")
     local, remote = episodes(args.episodes, pool_size=8)
     print(
         f"\nSearch-v0 baseline, {args.episodes} episodes, pool 8: in-process {local:.1f} episodes/s, "

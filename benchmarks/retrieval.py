@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from toolgym.data import shared_data_dir
-from toolgym.retrieval import Document, Hit, Retriever
+from toolgym.retriever_contract import Document, Hit, Retriever
+from toolgym.retrievers import INDEX_BACKENDS, build_retriever
 from toolgym.retrievers.corpus import iter_documents
 from toolgym.retrievers.evaluation import evaluate_run, read_qrels, read_queries
 
-BACKENDS = ("bm25s", "pyserini", "rank-bm25", "faiss")
+# The index backends of the one backend table, plus rank-bm25 as an outside reference point.
+BACKENDS = (*INDEX_BACKENDS, "rank-bm25")
 
 
 class RankBM25Retriever:
@@ -75,16 +77,10 @@ def build(
         built = time.perf_counter()
         retriever = PyseriniRetriever.load(workdir / "lucene", threads=args.threads, heap=args.heap, verify=False)
         return retriever, {"index_s": built - start, "open_s": time.perf_counter() - built}
-    if backend == "bm25s":
-        from toolgym.retrievers.bm25 import BM25Retriever
-
-        retriever = BM25Retriever(documents)
-    elif backend == "rank-bm25":
+    if backend == "rank-bm25":
         retriever = RankBM25Retriever(documents)
-    elif backend == "faiss":
-        from toolgym.retrievers.dense import FaissRetriever
-
-        retriever = FaissRetriever(documents, args.encoder)
+    elif backend in INDEX_BACKENDS:
+        retriever = build_retriever(backend, documents, **({"encoder": args.encoder} if backend == "faiss" else {}))
     else:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     return retriever, {"index_s": time.perf_counter() - start, "open_s": 0.0}

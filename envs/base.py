@@ -1,7 +1,8 @@
 """The shared episode logic of ToolGym's chat environments.
 
 `ChatEnv` owns what every env does the same way: the spaces, seeding and task selection, turn
-counting against `max_turns`, API-misuse errors, and the `info` keys of the design contract.
+counting against `max_turns`, API-misuse errors, the `info` keys of the design contract, and the
+bounds on every observation (`observation_limits`: tool calls per turn, characters per observation).
 A concrete env supplies three things: how a data row becomes a task (`load_task`), the opening
 messages (`opening_messages`), and what one assistant turn does (`take_turn`).
 """
@@ -16,13 +17,21 @@ from typing import Any, ClassVar, Generic, TypeVar
 import gymnasium as gym
 
 from toolgym.dialects import Dialect, get_dialect
+from toolgym.messages import Message
 from toolgym.spaces import AssistantTurn, MessageList
-from toolgym.tool_calls import TOOL_FORMATS
+from toolgym.tool_calls import TOOL_FORMATS, ParsedTurn
 
+from .observation_limits import (
+    DEFAULT_MAX_OBSERVATION_CHARS,
+    DEFAULT_MAX_TOOL_CALLS_PER_TURN,
+    bound_observation,
+    check_limits,
+    limit_calls,
+    observation_space_for,
+)
 from .rows import TaskRowError
 from .tasks import TaskRow, TaskSource, as_task_source
 
-Message = dict[str, Any]
 TaskT = TypeVar("TaskT")
 RESET_OPTIONS = ("index", "task")  # what `reset(options=...)` accepts; anything else is a typo to report
 
@@ -55,6 +64,8 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
         tool_format: str,
         allowed_formats: tuple[str, ...] = TOOL_FORMATS,
         render_mode: str | None = None,
+        max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
+        max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
     ):
         if max_turns < 1:
             raise ValueError(f"max_turns must be at least 1, got {max_turns}")
@@ -62,13 +73,16 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
             raise ValueError(f"tool_format {tool_format!r} is not supported here; choose one of {allowed_formats}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'ansi' or None")
+        check_limits(max_tool_calls_per_turn, max_observation_chars)
+        self.max_tool_calls_per_turn = max_tool_calls_per_turn
+        self.max_observation_chars = max_observation_chars
         self.tasks = as_task_source(tasks)
         self.max_turns = max_turns
         self.tool_format = tool_format
         self.dialect: Dialect = get_dialect(tool_format)
         """How this env reads and writes tool calls (`toolgym.dialects.dialect_of(env)` finds it)."""
         self.render_mode = render_mode
-        self.observation_space = MessageList()
+        self.observation_space: MessageList = observation_space_for(max_tool_calls_per_turn, max_observation_chars)
         self.action_space = AssistantTurn()
         self.task: TaskT | None = None
         self.task_id: str = ""
@@ -127,7 +141,7 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
         self.task_id = self.task_identifier(self.task)
         self.turn = 0
         self.ended = False
-        messages = self.opening_messages(self.task)
+        messages, cut = self._bounded(self.opening_messages(self.task))
         self.transcript = list(messages)
         info = {
             "env": self.env_id,
@@ -137,6 +151,8 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
             "max_turns": self.max_turns,
         }
         info.update(self.reset_info(self.task))
+        if cut:
+            info["observation_truncated"] = True
         return messages, info
 
     def _checked_options(self, options: Any) -> dict[str, Any]:
@@ -175,7 +191,9 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
                 f"step() was called after episode {self.task_id!r} ended (turn {self.turn}); call env.reset() to start a new one"
             )
         self.turn += 1
-        self.transcript.append(action if isinstance(action, dict) else {"role": "assistant", "content": str(action)})
+        self.transcript.append(
+            action if isinstance(action, dict) else {"role": "assistant", "content": _as_text(action)}
+        )
         result = self.take_turn(action)
         info = {
             "task_id": self.task_id,
@@ -191,15 +209,34 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
             reward, final_info = self.unanswered_result()
             info.update(final_info)
             info["stop_reason"] = "max_turns"
-        messages = [] if terminated or truncated else result.messages
+        messages, cut = self._bounded([] if terminated or truncated else result.messages)
+        if cut:
+            info["observation_truncated"] = True
         self.ended = terminated or truncated
         self.transcript.extend(messages)
         return messages, reward, terminated, truncated, info
+
+    def limit_calls(self, parsed: ParsedTurn) -> ParsedTurn:
+        """The turn's calls cut to `max_tool_calls_per_turn` (the rest become one parse error)."""
+        return limit_calls(parsed, self.max_tool_calls_per_turn)
+
+    def _bounded(self, messages: list[Message]) -> tuple[list[Message], bool]:
+        return bound_observation(messages, self.observation_space.max_messages, self.max_observation_chars)
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
         return "\n\n".join(f"[{m.get('role', '?')}] {m.get('content') or m.get('tool_calls')}" for m in self.transcript)
+
+
+def _as_text(action: Any) -> str:
+    """The transcript text of a non-dict action; str() itself can fail (an int past 4,300 digits)."""
+    if isinstance(action, str):
+        return action
+    try:
+        return str(action)
+    except Exception:  # any object's __str__ may raise; the turn is still recorded
+        return f"<unprintable {type(action).__name__} action>"
 
 
 def list_tasks(env: gym.Env) -> TaskSource:

@@ -30,6 +30,7 @@ from .datasets import resolve_dataset, resolve_env_kwargs
 from .metrics import numeric, primary_metric
 from .report import write_outputs
 from .results import (
+    MERGE_PENDING_FILE,
     RESULTS_FILE,
     RUN_FILE,
     Key,
@@ -43,6 +44,7 @@ from .results import (
     row_key,
     write_json_atomic,
 )
+from .run_lock import run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -184,10 +186,30 @@ def run_eval(
     show_progress: bool = True,
     fsync: bool = True,
 ) -> EvalOutcome:
-    """Run (or continue) an evaluation into `out_dir`; `options` are `EvalConfig` fields, None = not given."""
+    """Run (or continue) an evaluation into `out_dir`; `options` are `EvalConfig` fields, None = not given.
+
+    The run directory's lock (`toolgym.evals.run_lock`) is held throughout: a second eval, resume,
+    rescore or merge of the same folder is refused with the holder's details.
+    """
     if concurrency < 1:
         raise ValueError(f"--concurrency must be at least 1, got {concurrency}")
-    out = Path(out_dir)
+    command = list(command) if command is not None else list(sys.argv)
+    with run_lock(out_dir, "toolgym eval", command):
+        return _run_eval_locked(
+            Path(out_dir), options, resume, retry_errors, concurrency, command, show_progress, fsync
+        )
+
+
+def _run_eval_locked(
+    out: Path,
+    options: Mapping[str, Any],
+    resume: bool,
+    retry_errors: bool,
+    concurrency: int,
+    command: list[str],
+    show_progress: bool,
+    fsync: bool,
+) -> EvalOutcome:
     saved_run = _existing_run(out, resume)
     config = plan_config(options, saved_run["config"] if saved_run else None)
     env_kwargs = resolved_env_kwargs(config)
@@ -206,7 +228,7 @@ def run_eval(
             shard_tasks=len(tasks),
         )
         invocation = {
-            "command": list(command) if command is not None else list(sys.argv),
+            "command": command,
             "started_at": now_iso(),
             "finished_at": None,
             "resume": resume,
@@ -239,6 +261,10 @@ def run_eval(
 
 
 def _existing_run(out: Path, resume: bool) -> dict[str, Any] | None:
+    if (out / MERGE_PENDING_FILE).exists():
+        raise RunDirError(
+            f"{out} was left by an interrupted `toolgym eval merge`: rerun the same merge command to finish it"
+        )
     has_run, has_results = (out / RUN_FILE).exists(), (out / RESULTS_FILE).exists()
     if has_run and not resume:
         raise RunDirError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")

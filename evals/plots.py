@@ -11,15 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolgym.extras import require
+
 if TYPE_CHECKING:
     from .compare import RunEntry
 
 
 def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise ImportError('plots need matplotlib: pip install "toolgym[plots]" (or pip install matplotlib)') from exc
+    matplotlib = require("matplotlib", "plots", "plots")
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 

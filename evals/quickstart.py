@@ -7,7 +7,6 @@ training a tiny model; these rows stay as the reference floor (baseline) and cei
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -20,6 +19,8 @@ from rich.table import Table
 from toolgym.agents.episodes import Episode, play_episodes
 from toolgym.agents.scripted import ScriptedAgent
 from toolgym.envs.pool import EnvPool
+
+from .metrics import mean_interval
 
 # env id -> kwargs selecting its procedural world (the registered defaults, spelled out here).
 PROCEDURAL_ENVS: dict[str, dict] = {
@@ -35,7 +36,10 @@ class ResultRow:
     agent: str
     episodes: int
     accuracy: float
-    ci95: float
+    ci_low: float
+    """Lower end of the 95 % interval: Wilson for 0/1 rewards, Student t otherwise, as `toolgym eval` reports."""
+    ci_high: float
+    ci_method: str
     mean_turns: float
     tool_calls_per_episode: float
     invalid_action_rate: float
@@ -43,18 +47,19 @@ class ResultRow:
 
 
 def summarize(env_id: str, agent_name: str, episodes: Sequence[Episode], seconds: float) -> ResultRow:
-    """Accuracy with a normal-approximation 95% interval, and the behaviour counters."""
+    """Accuracy with the 95 % interval `toolgym eval` uses (`evals.metrics.mean_interval`), and the
+    behaviour counters, so the quickstart table and an eval report agree on the same episodes."""
     n = len(episodes)
-    rewards = [e.reward for e in episodes]
-    mean = sum(rewards) / n
-    variance = sum((r - mean) ** 2 for r in rewards) / (n - 1) if n > 1 else 0.0
+    interval = mean_interval([float(e.reward) for e in episodes])
     turns = sum(e.turns for e in episodes)
     return ResultRow(
         env=env_id,
         agent=agent_name,
         episodes=n,
-        accuracy=mean,
-        ci95=1.96 * math.sqrt(variance / n),
+        accuracy=interval.mean,
+        ci_low=interval.low,
+        ci_high=interval.high,
+        ci_method=interval.method,
         mean_turns=turns / n,
         tool_calls_per_episode=sum(e.tool_calls for e in episodes) / n,
         invalid_action_rate=sum(e.invalid_actions for e in episodes) / max(turns, 1),
@@ -98,14 +103,14 @@ def run_quickstart(
 
 def results_table(rows: Sequence[ResultRow]) -> Table:
     table = Table(title="ToolGym quickstart: scripted agents on the procedural worlds")
-    for header in ("env", "agent", "n", "accuracy ± 95% CI", "turns", "tool calls", "invalid", "ep/s"):
+    for header in ("env", "agent", "n", "accuracy [95% CI]", "turns", "tool calls", "invalid", "ep/s"):
         table.add_column(header, justify="left" if header in ("env", "agent") else "right", no_wrap=True)
     for row in rows:
         table.add_row(
             row.env,
             row.agent,
             str(row.episodes),
-            f"{row.accuracy:.3f} ± {row.ci95:.3f}",
+            f"{row.accuracy:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]",
             f"{row.mean_turns:.2f}",
             f"{row.tool_calls_per_episode:.2f}",
             f"{row.invalid_action_rate:.1%}",

@@ -34,6 +34,7 @@ from .results import (
     write_json_atomic,
     write_rows_atomic,
 )
+from .run_lock import run_lock
 
 
 @dataclass
@@ -69,8 +70,15 @@ def replay(env: gym.Env, row: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 
 def rescore_run(run_dir: str | Path) -> RescoreOutcome:
-    """Replay every non-error episode of a run with the current env and scorer, and rewrite its outputs."""
-    run_dir = Path(run_dir)
+    """Replay every non-error episode of a run with the current env and scorer, and rewrite its outputs.
+
+    Holds the run directory's lock: rescoring a folder that a live eval is writing is refused.
+    """
+    with run_lock(run_dir, "toolgym eval rescore"):
+        return _rescore_locked(Path(run_dir))
+
+
+def _rescore_locked(run_dir: Path) -> RescoreOutcome:
     run = read_run(run_dir)
     rows = latest_rows(read_rows(run_dir / RESULTS_FILE, repair=True))
     kwargs = run.get("env_kwargs_resolved") or {}

@@ -6,16 +6,20 @@
                    by a background thread (`ResultsWriter`)
     summary.json   aggregate metrics (`toolgym.evals.metrics.summarize`), rewritten at the end
     report.md      the same, for people
+    run.lock       the writer's lock and, while held, who holds it (`toolgym.evals.run_lock`)
+    merge.pending  present only while `toolgym eval merge` commits (`toolgym.evals.merge`)
 
 Episodes are keyed by (task index, sample index). A row that supersedes an earlier one for the
 same key (a `--retry-errors` rerun) is appended, never written in place; readers keep the last row
 per key (`latest_rows`). A process killed mid-write leaves at most one torn last line, which
-`read_rows(repair=True)` truncates away before the run continues.
+`read_rows(repair=True)` truncates away before the run continues. A row no JSON encoder accepts
+is written in a safe form, flagged in `encoding_problems` (`encode_row`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -24,13 +28,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from toolgym.json_values import json_safe
+
 try:
     import orjson
 except ImportError:  # optional speed-up; the standard library encodes the same JSON
     orjson = None
 
 RUN_FILE, RESULTS_FILE, SUMMARY_FILE, REPORT_FILE = "run.json", "results.jsonl", "summary.json", "report.md"
+MERGE_PENDING_FILE = "merge.pending"  # present only while `toolgym eval merge` writes (see merge.py)
 Key = tuple[int, int]
+logger = logging.getLogger(__name__)
 
 
 class RunDirError(RuntimeError):
@@ -66,26 +74,56 @@ def _finite(value: Any) -> Any:
     return value
 
 
+ENCODING_PROBLEMS_FIELD = "encoding_problems"
+
+
 def encode_row(row: Mapping[str, Any]) -> bytes:
-    """One JSONL line. NaN/inf become null; text UTF-8 cannot encode (lone surrogates) is escaped.
+    """One JSONL line; never raises. NaN/inf become null; lone surrogates are escaped.
 
     orjson, when installed, encodes rows several times faster than the standard library, which is
-    most of the harness's own cost per episode; it refuses lone surrogates and non-string keys, and
-    those rare rows take the standard-library path below.
+    most of the harness's own cost per episode; it refuses lone surrogates, non-string keys and
+    integers past 64 bits, and those rare rows take the standard-library path. A row that no
+    encoder accepts (an integer past 4,300 digits, a tuple dict key or a cycle from an in-process
+    agent, nesting deep enough to exhaust the stack) is written in a safe form instead
+    (`toolgym.json_values.json_safe`): each offending value becomes an ``<unencodable: …>``
+    marker and the row's `encoding_problems` field lists them, so the episode is never lost and
+    the run never stops on it.
     """
     if orjson is not None:
         try:
             return orjson.dumps(row, default=json_default, option=orjson.OPT_APPEND_NEWLINE)
-        except (TypeError, orjson.JSONEncodeError):
+        except Exception:  # non-string keys, ints past 64 bits, lone surrogates, a raising default: slow path
             pass
     try:
-        text = json.dumps(row, ensure_ascii=False, default=json_default, allow_nan=False)
-    except ValueError:  # a NaN or infinity somewhere: rare, so only then pay for the recursive pass
-        text = json.dumps(_finite(dict(row)), ensure_ascii=False, default=json_default, allow_nan=False)
+        try:
+            text = json.dumps(row, ensure_ascii=False, default=json_default, allow_nan=False)
+        except ValueError:  # a NaN or infinity somewhere: rare, so only then pay for the recursive pass
+            text = json.dumps(_finite(dict(row)), ensure_ascii=False, default=json_default, allow_nan=False)
+        try:
+            return (text + "\n").encode("utf-8")
+        except UnicodeEncodeError:
+            return (json.dumps(json.loads(text), ensure_ascii=True) + "\n").encode("ascii")
+    except Exception:  # whatever an in-process agent's objects raise: the row is still written
+        return _encode_safe_form(row)
+
+
+def _encode_safe_form(row: Mapping[str, Any]) -> bytes:
+    """The row with unencodable values replaced by markers and listed in `encoding_problems`."""
+    safe, problems = json_safe(dict(row))
+    safe[ENCODING_PROBLEMS_FIELD] = problems or ["the row could not be encoded as JSON"]
+    logger.warning(
+        "episode (task %s, sample %s): row written in a safe form: %s",
+        safe.get("task_index"),
+        safe.get("sample_index"),
+        "; ".join(safe[ENCODING_PROBLEMS_FIELD])[:300],
+    )
     try:
-        return (text + "\n").encode("utf-8")
-    except UnicodeEncodeError:
-        return (json.dumps(json.loads(text), ensure_ascii=True) + "\n").encode("ascii")
+        return (json.dumps(safe, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
+    except Exception as exc:  # not expected: json_safe's output is plain JSON
+        minimal = {key: safe.get(key) for key in ("task_index", "sample_index", "seed", "task_id")}
+        minimal["error"] = {"type": type(exc).__name__, "stage": "encode", "message": str(exc)[:300]}
+        minimal[ENCODING_PROBLEMS_FIELD] = ["the whole row was replaced by this error row"]
+        return (json.dumps(json_safe(minimal)[0], ensure_ascii=True) + "\n").encode("ascii")
 
 
 class ResultsWriter:

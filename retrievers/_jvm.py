@@ -26,10 +26,12 @@ import os
 import re
 from pathlib import Path
 
+from toolgym.extras import install_hint
+
 logger = logging.getLogger(__name__)
 
 MIN_JAVA = 21
-_EXTRA_HINT = 'pip install "toolgym[retrieval]"'
+_EXTRA_HINT = install_hint("retrieval")
 _HEAP_PATTERN = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 _FORK_HOOK_INSTALLED = False
 

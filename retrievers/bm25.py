@@ -5,7 +5,7 @@ core with no JVM, so Search-v0 can build a per-question index on every `reset`. 
 scoring variant with k1=0.9, b=0.4 and English stemming + stopwords reproduces Anserini's flat
 BM25 on BEIR SciFact (nDCG@10 0.676 vs 0.679).
 
-On disk it is a ToolGym index directory (`retrievers/index.py`): bm25s's sparse matrices, the
+On disk it is a ToolGym index directory (`retrievers/index.py`, `retrievers/manifest.py`): bm25s's sparse matrices, the
 document store and the manifest `toolgym_index.json`.
 """
 
@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from toolgym.retrieval import Document, Hit
+from toolgym.retriever_contract import Document, Hit
 
 from .docstore import DOCUMENTS_FILE, DocStore, save_documents
-from .index import MANIFEST_FILE, read_manifest, write_manifest
+from .manifest import MANIFEST_FILE, read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from toolgym.cli_values import key_value_argument
 
+from .backends import INDEX_BACKENDS
+
 INDEX_DESCRIPTION = """\
 Build a retrieval index directory from a corpus, or describe one.
 
@@ -44,8 +46,6 @@ examples:
   toolgym index info indexes/scifact-bm25s --corpus ../shared/data/beir_scifact   # exit 1 if it changed
 """
 
-_BACKENDS = ("bm25s", "pyserini", "faiss")
-
 
 def add_index_command(subparsers: Any) -> None:
     """Add `index build` and `index info` to the `toolgym` command's subparsers."""
@@ -70,10 +70,15 @@ def add_index_command(subparsers: Any) -> None:
         formatter_class=Formatter,
     )
     build.add_argument("--corpus", required=True, metavar="PATH", help="corpus file or BEIR folder")
-    build.add_argument("--backend", required=True, choices=_BACKENDS, help="index type")
+    build.add_argument("--backend", required=True, choices=INDEX_BACKENDS, help="index type")
     build.add_argument("--out", required=True, metavar="DIR", help="index directory to create (new or empty)")
     build.add_argument("--format", dest="corpus_format", default=None, help="corpus format (default: detected)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
+    build.add_argument(
+        "--allow-duplicate-ids",
+        action="store_true",
+        help="keep records that repeat a document id (counted in a warning) instead of failing",
+    )
     build.add_argument("--no-progress", action="store_true", help="no progress display (logs only)")
     sparse = build.add_argument_group("BM25 (bm25s, pyserini)")
     sparse.add_argument("--k1", type=float, default=None, help="term-frequency saturation (default 0.9)")
@@ -109,12 +114,12 @@ def add_index_command(subparsers: Any) -> None:
 
 def _build_params(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    names = {"bm25s": ("k1", "b", "stemmer", "stopwords"), "pyserini": ("k1", "b", "threads", "heap"), "faiss": ()}
+    names = {"bm25s": ("k1", "b", "stemmer", "stopwords"), "pyserini": ("k1", "b", "threads", "heap")}
     for name in ("k1", "b", "stemmer", "stopwords", "threads", "heap"):
         value = getattr(args, name)
         if value is None:
             continue
-        if name not in names[args.backend]:
+        if name not in names.get(args.backend, ()):
             raise ValueError(f"--{name} does not apply to the {args.backend} backend")
         params[name] = None if name in ("stemmer", "stopwords") and value.lower() == "none" else value
     if args.encoder is not None:
@@ -138,6 +143,7 @@ def run_index_build(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             corpus_format=args.corpus_format,
+            duplicate_ids="warn" if args.allow_duplicate_ids else "error",
             **params,
         )
     except (FileNotFoundError, FileExistsError, ValueError, ImportError, RuntimeError, TypeError) as exc:
@@ -156,7 +162,7 @@ def _size_on_disk(directory: Any) -> int:
 
 def run_index_info(args: argparse.Namespace) -> int:
     """Handler of `toolgym index info`: the manifest, readably (or as JSON), and an optional corpus check."""
-    from .index import IndexMismatchError, check_corpus, read_manifest
+    from .manifest import IndexMismatchError, check_corpus, read_manifest
 
     try:
         manifest = read_manifest(args.index_dir)
@@ -178,6 +184,7 @@ def run_index_info(args: argparse.Namespace) -> int:
         ("documents", f"{manifest.get('n_documents', '?'):,}" if isinstance(manifest.get("n_documents"), int) else "?"),
         ("params", ", ".join(f"{k}={v}" for k, v in (manifest.get("params") or {}).items()) or "-"),
         ("encoder", encoder.get("spec", "-") if encoder else "-"),
+        ("settings sha256", manifest["settings_sha256"]),
         ("corpus", corpus.get("path", "- (saved from in-memory documents)")),
         ("corpus sha256", corpus.get("sha256", "-")),
         ("corpus format", corpus.get("format", "-")),

@@ -1,6 +1,6 @@
 """Corpus readers: every supported file layout streamed as `Document`s, in constant memory.
 
-Formats (detected from the path and the first record, see `detect_format`):
+Formats (detected from the path and the first records, which must agree; see `detect_format`):
 
 - `jsonl`: one record per line with `id` / `_id` / `docid`, `title`, and `text` or `contents`.
   FlashRAG / Search-R1 wiki corpora put `"title\\ntext"` (the title in quotes in DPR's wiki-18)
@@ -19,17 +19,37 @@ Why streaming: a Search-R1 wiki-18 corpus is 21M passages / 14 GB; indexing must
 
 from __future__ import annotations
 
+import array
 import hashlib
+import itertools
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from toolgym.retrieval import Document
+import numpy as np
+
+from toolgym.data import JsonLinesError, iter_numbered_jsonl
+from toolgym.retriever_contract import Document
+
+from .json_stream import JsonStream
 
 FORMATS: tuple[str, ...] = ("jsonl", "beir", "json-array", "hotpotqa", "hotpotqa-corpus")
+DETECT_SAMPLE = 100
+"""Records read to detect a format; all of them must agree."""
+EXPECTED_FIELDS = (
+    "Expected JSONL (or a JSON array) of records with 'id' (or '_id' / 'docid') and 'text' / 'contents' / "
+    "'title', a BEIR folder with corpus.jsonl, HotpotQA rows ('question' + 'context', or IRCoT's 'contexts'), "
+    "or one {title: [sentences]} object."
+)
+DUPLICATE_ID_POLICIES: tuple[str, ...] = ("error", "warn")
 _CHUNK = 1 << 20
 _ID_KEYS = ("id", "_id", "docid")
+_DOCUMENT_FIELDS = frozenset({"title", "text", "contents"})
+
+
+logger = logging.getLogger(__name__)
 
 
 class CorpusFormatError(ValueError):
@@ -122,95 +142,24 @@ def _paragraphs_of_row(row: Any, where: str) -> Iterator[Document]:
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[Any, str]]:
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line), f"{path}:{line_number}"
-            except json.JSONDecodeError as exc:
-                raise CorpusFormatError(f"{path}:{line_number}: not valid JSON ({exc.msg})") from exc
-
-
-class _JsonStream:
-    """Reads the elements of one top-level JSON array or object without loading the whole file."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed in `close`
-        self._buffer, self._pos, self._eof, self._lines_before = "", 0, False, 0
-        self._decoder = json.JSONDecoder()
-
-    def close(self) -> None:
-        self._handle.close()
-
-    def where(self) -> str:
-        return f"{self.path}:{self._lines_before + self._buffer.count(chr(10), 0, self._pos) + 1}"
-
-    def _fill(self, size: int = _CHUNK) -> bool:
-        if self._eof:
-            return False
-        chunk = self._handle.read(size)
-        self._lines_before += self._buffer.count("\n", 0, self._pos)
-        self._buffer, self._pos = self._buffer[self._pos :] + chunk, 0
-        self._eof = not chunk
-        return bool(chunk)
-
-    def peek(self) -> str:
-        """The next non-whitespace character ('' at the end of the file)."""
-        while True:
-            while self._pos < len(self._buffer) and self._buffer[self._pos].isspace():
-                self._pos += 1
-            if self._pos < len(self._buffer) or not self._fill():
-                return self._buffer[self._pos] if self._pos < len(self._buffer) else ""
-
-    def expect(self, chars: str) -> str:
-        char = self.peek()
-        if char == "" or char not in chars:
-            found = repr(char) if char else "the end of the file"
-            raise CorpusFormatError(f"{self.where()}: expected one of {list(chars)}, found {found}")
-        self._pos += 1
-        return char
-
-    def value(self) -> Any:
-        self.peek()
-        size = _CHUNK
-        while True:
-            try:
-                value, end = self._decoder.raw_decode(self._buffer, self._pos)
-                if end < len(self._buffer) or self._eof:  # a number cut at the buffer's end is not final
-                    self._pos = end
-                    return value
-            except json.JSONDecodeError as exc:
-                if self._eof:
-                    raise CorpusFormatError(f"{self.where()}: not valid JSON ({exc.msg})") from exc
-            size *= 2  # grow the read so a huge value costs O(n log n), not O(n^2)
-            self._fill(size)
-
-    def items(self) -> Iterator[tuple[str | None, Any, str]]:
-        """(key or None, value, where) for each element of the top-level array or object."""
-        opener = self.expect("[{")
-        closer = "]" if opener == "[" else "}"
-        if self.peek() == closer:
-            return
-        while True:
-            self.peek()  # skip whitespace, so `where` is the element's own line
-            where = self.where()
-            key = None
-            if opener == "{":
-                key = self.value()
-                if not isinstance(key, str):
-                    raise CorpusFormatError(f"{where}: expected an object key")
-                self.expect(":")
-            yield key, self.value(), where
-            if self.expect("," + closer) == closer:
-                return
+    """(record, "file:line") per non-empty line (`toolgym.data`'s reader, with corpus errors)."""
+    try:
+        for line_number, record in iter_numbered_jsonl(path):
+            yield record, f"{path}:{line_number}"
+    except JsonLinesError as exc:
+        raise CorpusFormatError(str(exc)) from exc
 
 
 def _iter_json(path: Path) -> Iterator[tuple[str | None, Any, str]]:
-    stream = _JsonStream(path)
+    """The elements of the file's one top-level array or object; anything after it is an error."""
+    stream = JsonStream(path, CorpusFormatError)
     try:
         yield from stream.items()
+        if stream.peek() != "":
+            raise CorpusFormatError(
+                f"{stream.where()}: unexpected data after the top-level JSON value; a JSON corpus holds one array "
+                "or object, a JSONL corpus one record per line"
+            )
     finally:
         stream.close()
 
@@ -226,25 +175,75 @@ def _first_char(path: Path) -> str:
                 return char
 
 
-def _first_jsonl_record(path: Path) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    return json.loads(line)
-                except json.JSONDecodeError:
-                    return None
-    return None
-
-
-def _row_format(record: Any) -> str:
+def _record_kind(record: Any) -> str:
+    """'hotpotqa' (a HotpotQA row), 'document' (a record with an id field) or 'unknown'."""
     if isinstance(record, dict) and ("contexts" in record or ("context" in record and "question" in record)):
         return "hotpotqa"
-    return "jsonl"
+    if isinstance(record, dict) and any(record.get(key) is not None for key in _ID_KEYS):
+        return "document"
+    return "unknown"
+
+
+def _unrecognised(file: Path, where: str, record: Any, what: str) -> CorpusFormatError:
+    keys = sorted(record)[:8] if isinstance(record, dict) else type(record).__name__
+    return CorpusFormatError(
+        f"{file}: cannot tell the corpus format: {what} ({where} has {keys}). {EXPECTED_FIELDS} "
+        f"Or pass the format explicitly (--format / corpus_format=) with one of {FORMATS}."
+    )
+
+
+def _format_of_records(file: Path, sampled: list[tuple[Any, str]], document_format: str) -> str:
+    """The format that every sampled record agrees on; an unrecognised or mixed sample is an error."""
+    kinds = [_record_kind(record) for record, _ in sampled]
+    if "hotpotqa" in kinds and "document" in kinds:
+        first = kinds.index("document")
+        raise _unrecognised(file, sampled[first][1], sampled[first][0], "it mixes HotpotQA rows and corpus records")
+    if "hotpotqa" in kinds:
+        return "hotpotqa"
+    if "document" in kinds:
+        return document_format  # a record without an id further on is named, with its line, by the reader
+    raise _unrecognised(file, sampled[0][1], sampled[0][0], f"none of the first {len(sampled)} records has an id")
+
+
+def _sample_lines(file: Path) -> tuple[list[tuple[Any, str]], int, bool]:
+    """(parsed records of the first DETECT_SAMPLE non-empty lines, non-empty lines seen, whether one failed)."""
+    sampled: list[tuple[Any, str]] = []
+    lines = 0
+    with open(file, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            lines += 1
+            if lines > DETECT_SAMPLE:
+                break
+            try:
+                sampled.append((json.loads(line), f"{file}:{line_number}"))
+            except (json.JSONDecodeError, RecursionError):
+                return sampled, lines, True
+    return sampled, lines, False
+
+
+def _format_of_one_object(file: Path, one_line: dict[str, Any] | None) -> str:
+    """A file holding one JSON object: one corpus record on one line, or HippoRAG's {title: [sentences]}."""
+    if one_line is not None and _record_kind(one_line) != "unknown":
+        return "hotpotqa" if _record_kind(one_line) == "hotpotqa" else "jsonl"
+    items = [(key, value) for key, value, _ in itertools.islice(_iter_json(file), DETECT_SAMPLE)]
+    keys = {key for key, _ in items}
+    if keys & set(_ID_KEYS) or any(key in _DOCUMENT_FIELDS and isinstance(value, str) for key, value in items):
+        raise _unrecognised(
+            file, f"{file}:1", dict(items), "one JSON object that looks like a corpus record, not {title: [sentences]}"
+        )
+    if all(isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)) for _, v in items):
+        return "hotpotqa-corpus"
+    raise _unrecognised(file, f"{file}:1", dict(items), "one JSON object whose values are not paragraphs")
 
 
 def detect_format(path: str | Path) -> str:
-    """Which of FORMATS the corpus at `path` is in (from the path and its first record)."""
+    """Which of FORMATS the corpus at `path` is in, or CorpusFormatError naming the expected fields.
+
+    Decided from the path and up to DETECT_SAMPLE records, which must agree: never from the first
+    record alone, so a JSONL file whose records lack an id is an error, not a HippoRAG object.
+    """
     path = Path(path)
     if path.is_dir():
         corpus_file(path)
@@ -254,25 +253,19 @@ def detect_format(path: str | Path) -> str:
     if first == "":
         return "jsonl"  # an empty file is an empty corpus
     if first == "[":
-        for _, element, _ in _iter_json(file):
-            return "hotpotqa" if _row_format(element) == "hotpotqa" else "json-array"
-        return "json-array"
+        sampled = [(element, where) for _, element, where in itertools.islice(_iter_json(file), DETECT_SAMPLE)]
+        return _format_of_records(file, sampled, "json-array") if sampled else "json-array"
     if first != "{":
-        raise CorpusFormatError(f"{file}: not a JSON / JSONL corpus (starts with {first!r})")
-    record = _first_jsonl_record(file)
-    if isinstance(record, dict) and (any(key in record for key in _ID_KEYS) or _row_format(record) == "hotpotqa"):
-        return _row_format(record)
-    if record is None or all(isinstance(v, (list, str)) for v in record.values()):
-        return "hotpotqa-corpus"  # a (pretty-printed or one-line) {title: [sentences]} object
-    return "jsonl"  # let the record reader name the missing id field with its line
+        raise CorpusFormatError(f"{file}: not a JSON / JSONL corpus (starts with {first!r}). {EXPECTED_FIELDS}")
+    sampled, lines, failed = _sample_lines(file)
+    if not sampled:  # the first line is not JSON on its own: one pretty-printed object
+        return _format_of_one_object(file, None)
+    if lines == 1 and not failed:
+        return _format_of_one_object(file, sampled[0][0] if isinstance(sampled[0][0], dict) else None)
+    return _format_of_records(file, sampled, "jsonl")
 
 
-def iter_documents(path: str | Path, *, format: str | None = None) -> Iterator[Document]:
-    """Stream the documents of a corpus file or BEIR folder (any of FORMATS; detected when None)."""
-    format = format or detect_format(path)
-    if format not in FORMATS:
-        raise ValueError(f"unknown corpus format {format!r}; expected one of {FORMATS}")
-    file = corpus_file(path)
+def _read_documents(file: Path, format: str) -> Iterator[Document]:
     if format in ("jsonl", "beir"):
         for record, where in _iter_jsonl(file):
             yield document_from_record(record, where)
@@ -297,9 +290,87 @@ def iter_documents(path: str | Path, *, format: str | None = None) -> Iterator[D
                     yield doc
 
 
+def iter_documents(path: str | Path, *, format: str | None = None, duplicate_ids: str = "error") -> Iterator[Document]:
+    """Stream the documents of a corpus file or BEIR folder (any of FORMATS; detected when None).
+
+    Two records with the same id make hits ambiguous (which one did the agent read?), so they are
+    counted once the stream ends: `duplicate_ids="error"` raises DuplicateIdError naming examples,
+    `"warn"` logs the count and keeps every record. HotpotQA rows are exempt: a paragraph shared by
+    several questions is one document by design (kept once, under its title).
+    """
+    if duplicate_ids not in DUPLICATE_ID_POLICIES:
+        raise ValueError(f"duplicate_ids must be one of {DUPLICATE_ID_POLICIES}, got {duplicate_ids!r}")
+    format = format or detect_format(path)
+    if format not in FORMATS:
+        raise ValueError(f"unknown corpus format {format!r}; expected one of {FORMATS}")
+    file = corpus_file(path)
+    if format == "hotpotqa":
+        yield from _read_documents(file, format)
+        return
+    ids = _IdCounter()
+    for doc in _read_documents(file, format):
+        ids.add(doc.doc_id)
+        yield doc
+    duplicated = ids.duplicated_digests()
+    if not duplicated:
+        return
+    examples, extra_records = _duplicate_examples(file, format, duplicated)
+    message = (
+        f"{file}: {extra_records:,} records repeat the id of an earlier record ({len(examples):,} ids affected, "
+        f"e.g. {sorted(examples)[:3]})"
+    )
+    if duplicate_ids == "error":
+        raise DuplicateIdError(
+            f"{message}; give every document a unique id, or accept them with --allow-duplicate-ids "
+            "(duplicate_ids='warn'), which keeps every record"
+        )
+    logger.warning("%s; keeping every record", message)
+
+
+class DuplicateIdError(CorpusFormatError):
+    """Two or more corpus records share a document id."""
+
+
+class _IdCounter:
+    """A 64-bit hash of every id (168 MB for 21M passages, where a set of the ids would take GBs).
+
+    Python's own string hash is used: it is salted per process, which is fine because both passes
+    (this one and `_duplicate_examples`, which confirms the exact ids) run in the same process.
+    """
+
+    def __init__(self) -> None:
+        self._digests = array.array("Q")
+
+    @staticmethod
+    def digest(doc_id: str) -> int:
+        return hash(doc_id) & 0xFFFF_FFFF_FFFF_FFFF
+
+    def add(self, doc_id: str) -> None:
+        self._digests.append(self.digest(doc_id))
+
+    def duplicated_digests(self) -> set[int]:
+        if len(self._digests) < 2:
+            return set()
+        ordered = np.sort(np.frombuffer(self._digests, dtype=np.uint64))
+        return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+
+
+def _duplicate_examples(file: Path, format: str, duplicated: set[int]) -> tuple[set[str], int]:
+    """A second pass over the corpus, only when digests repeat: the repeated ids (exactly) and the
+    number of records beyond the first of each."""
+    counts: dict[str, int] = {}
+    for doc in _read_documents(file, format):
+        if _IdCounter.digest(doc.doc_id) in duplicated:
+            counts[doc.doc_id] = counts.get(doc.doc_id, 0) + 1
+    repeated = {doc_id: n for doc_id, n in counts.items() if n > 1}
+    return set(repeated), sum(n - 1 for n in repeated.values())
+
+
 __all__ = [
+    "DUPLICATE_ID_POLICIES",
     "FORMATS",
     "CorpusFormatError",
+    "DuplicateIdError",
     "corpus_checksum",
     "corpus_file",
     "detect_format",

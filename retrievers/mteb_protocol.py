@@ -23,23 +23,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from toolgym.retrieval import Document, Retriever
+from toolgym.extras import require
+from toolgym.retriever_contract import Document, Retriever
 
 from .evaluation import read_beir_folder
 
 logger = logging.getLogger(__name__)
 
-_EXTRA_HINT = 'pip install mteb (MTEB scoring is optional: "toolgym[retrieval]" does not pull it)'
-
 RetrieverFactory = Callable[[Sequence[Document]], Retriever]
 
 
 def _require_mteb() -> Any:
-    try:
-        import mteb
-    except ImportError as exc:
-        raise ImportError(f"MTEB scoring needs the mteb package: {_EXTRA_HINT}") from exc
-    return mteb
+    return require("mteb", "retrieval", "MTEB scoring")
 
 
 def _task_class(folder: Path, split: str, name: str) -> type:

@@ -30,11 +30,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from toolgym.retrieval import Document, Hit
+from toolgym.retriever_contract import Document, Hit
 
 from ._jvm import anserini_jar, boot_jvm, check_heap, java_runtime
 from .docstore import DocStore, save_documents
-from .index import read_manifest, write_manifest
+from .manifest import read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from toolgym.retrieval import Document, Hit
+from toolgym.extras import require
+from toolgym.retriever_contract import Document, Hit
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = 'the remote retriever needs httpx: pip install "toolgym[serve]"'
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
@@ -95,10 +95,7 @@ class RemoteRetriever:
         max_backoff_s: float = 8.0,
         batch_size: int = 64,
     ):
-        try:
-            import httpx
-        except ImportError as exc:
-            raise ImportError(INSTALL_HINT) from exc
+        httpx = require("httpx", "serve", "the remote retriever")
         if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or batch_size < 1:
             raise ValueError("timeout_s must be positive, max_retries and backoff_s non-negative, batch_size >= 1")
         self.url = _base_url(url)

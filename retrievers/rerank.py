@@ -21,13 +21,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from toolgym.retrieval import Hit, Retriever
+from toolgym.extras import require
+from toolgym.retriever_contract import Hit, Retriever
 
 from .encoders import default_device, tokenizable_text
 
 logger = logging.getLogger(__name__)
-
-_EXTRA_HINT = 'pip install "toolgym[retrieval]"'
 
 
 @runtime_checkable
@@ -52,10 +51,7 @@ class CrossEncoderReranker:
     """A sentence-transformers `CrossEncoder` (its default activation: sigmoid for one label)."""
 
     def __init__(self, model: str, *, max_length: int = 512, batch_size: int = 32, device: str | None = None):
-        try:
-            from sentence_transformers import CrossEncoder
-        except ImportError as exc:
-            raise ImportError(f"ce: rerankers need sentence-transformers: {_EXTRA_HINT}") from exc
+        CrossEncoder = require("sentence_transformers", "retrieval", "ce: rerankers").CrossEncoder
         self.device = device or default_device()
         self.model = CrossEncoder(model, max_length=max_length, device=self.device)
         if self.device.startswith("cuda"):
@@ -85,11 +81,10 @@ class SequenceClassificationReranker:
         device: str | None = None,
         dtype: str = "auto",
     ):
-        try:
-            import torch
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        except ImportError as exc:
-            raise ImportError(f"hf: rerankers need torch and transformers: {_EXTRA_HINT}") from exc
+        torch = require("torch", "retrieval", "hf: rerankers")
+        require("transformers", "retrieval", "hf: rerankers")
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
         self.device = device or default_device()
         torch_dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         if dtype != "auto":

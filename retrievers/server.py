@@ -10,7 +10,7 @@ corpus (backend, document count) and the server's limits.
 Why micro-batching: RL rollouts send many small concurrent requests (one query per env step), while
 every backend answers a batch much faster per query than one query at a time (bm25s scores a batch
 with one sparse product; a dense encoder fills a GPU). The batcher gathers requests for up to
-``batch_wait_ms`` (or until ``max_batch_queries``), runs one backend `search` per distinct top-k in a
+``batch_wait_ms`` (or until ``max_batch_size``), runs one backend `search` per distinct top-k in a
 worker thread, and hands each request its slice. If that call fails, each request is retried alone,
 so a query that breaks the backend fails only the request that sent it. While a batch runs, new requests queue up, so the
 next batch grows with the load.
@@ -33,13 +33,12 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from toolgym.http_server import running_app
+from toolgym.extras import require
+from toolgym.http_server import quiet_client_disconnects, running_app
 from toolgym.microbatch import BatcherBusy, MicroBatcher
-from toolgym.retrieval import Hit, Retriever
+from toolgym.retriever_contract import Hit, Retriever
 
 logger = logging.getLogger(__name__)
-
-INSTALL_HINT = 'the retrieval server needs fastapi and uvicorn: pip install "toolgym[serve]"'
 
 
 @dataclass(frozen=True)
@@ -48,14 +47,16 @@ class ServerConfig:
 
     default_topk: int = 3
     """Top-k used when a request sends no `topk` (or 0/null, as Search-R1's server does); Search-R1's default is 3."""
-    max_queries: int = 256
-    """Most queries in one request (422 beyond): one request must not hold the backend for long."""
+    max_queries: int = 4_096
+    """Most queries in one request (422 beyond). Search-R1's trainer sends its whole rollout batch in one
+    request (512 queries in its PPO script, 2,560 in its GRPO script), so the default leaves room for both."""
     max_query_chars: int = 4_096
     """Longest query in characters (422 beyond); Search-v0 already cuts queries at 2,000."""
     max_topk: int = 100
     """Largest top-k a request may ask for (422 beyond)."""
-    max_body_bytes: int = 1 << 20
-    """Largest request body in bytes, checked before parsing (413 beyond)."""
+    max_body_bytes: int = 16 << 20
+    """Largest request body in bytes, checked before parsing (413 beyond): room for `max_queries`
+    queries of 4 KB (a 2,560-query Search-R1 batch is about 0.3 MB)."""
     request_timeout_s: float = 30.0
     """Time a request may take from its arrival to its results, body upload and queueing included
     (408 beyond while the body is still arriving, 504 beyond while it waits for results)."""
@@ -63,9 +64,10 @@ class ServerConfig:
     """Coalesce concurrent requests into one backend call (False: one backend call per request)."""
     batch_wait_ms: float = 2.0
     """How long the batcher waits for more requests after the first one arrives."""
-    max_batch_queries: int = 1_024
-    """A batch stops gathering once it holds this many queries."""
-    max_pending_queries: int = 65_536
+    max_batch_size: int = 1_024
+    """A batch stops gathering more requests once it holds this many queries (one larger request is
+    still answered by one backend call)."""
+    max_pending: int = 65_536
     """Queries waiting in the queue beyond which new requests get 503 (with Retry-After)."""
     backend_threads: int = 1
     """Worker threads that call the backend (1 serializes calls, which JVM-backed searchers need)."""
@@ -78,8 +80,8 @@ class ServerConfig:
             raise ValueError(f"default_topk {self.default_topk} exceeds max_topk {self.max_topk}")
         if self.request_timeout_s <= 0 or self.batch_wait_ms < 0:
             raise ValueError("request_timeout_s must be positive and batch_wait_ms non-negative")
-        if self.max_batch_queries < 1 or self.max_pending_queries < 1 or self.backend_threads < 1:
-            raise ValueError("max_batch_queries, max_pending_queries and backend_threads must be at least 1")
+        if self.max_batch_size < 1 or self.max_pending < 1 or self.backend_threads < 1:
+            raise ValueError("max_batch_size, max_pending and backend_threads must be at least 1")
 
 
 @dataclass
@@ -106,9 +108,9 @@ class BackendRunner:
         self.stats = BackendStats()
         self._batcher: MicroBatcher[list[str], list[list[Hit]]] = MicroBatcher(
             self._search_requests,
-            window_s=config.batch_wait_ms / 1000,
-            max_batch_size=config.max_batch_queries,
-            max_pending=config.max_pending_queries,
+            batch_wait_s=config.batch_wait_ms / 1000,
+            max_batch_size=config.max_batch_size,
+            max_pending=config.max_pending,
             size_of=len,
             threads=config.backend_threads,
             thread_name="retriever",
@@ -129,7 +131,7 @@ class BackendRunner:
     async def search(self, queries: list[str], k: int) -> list[list[Hit]]:
         """Hits for `queries`, exactly as `retriever.search(queries, k)` would return them.
 
-        Raises `BatcherBusy` when `max_pending_queries` queries are already waiting.
+        Raises `BatcherBusy` when `max_pending` queries are already waiting.
         """
         self.stats.requests += 1
         self.stats.queries += len(queries)
@@ -190,7 +192,10 @@ def validate_request(payload: Any, config: ServerConfig) -> tuple[list[str], int
     if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
         raise ValueError("'queries' must be a list of strings")
     if len(queries) > config.max_queries:
-        raise ValueError(f"{len(queries)} queries in one request; this server takes at most {config.max_queries}")
+        raise ValueError(
+            f"{len(queries)} queries in one request; this server takes at most {config.max_queries} "
+            "(start it with a larger --max-queries)"
+        )
     for i, query in enumerate(queries):
         if len(query) > config.max_query_chars:
             raise ValueError(f"query {i} has {len(query)} characters; the limit is {config.max_query_chars}")
@@ -216,11 +221,9 @@ def create_app(retriever: Retriever, config: ServerConfig | None = None, *, info
 
     `info` is merged into /health (e.g. the index directory and its manifest).
     """
-    try:
-        from fastapi import FastAPI
-        from fastapi.responses import JSONResponse, Response
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+    require("fastapi", "serve", "the retrieval server")
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, Response
 
     config = config or ServerConfig()
     runner = BackendRunner(retriever, config)
@@ -248,6 +251,7 @@ def create_app(retriever: Retriever, config: ServerConfig | None = None, *, info
     app = FastAPI(title="ToolGym retrieval server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runner = runner
     app.state.config = config
+    app.state.disconnects = quiet_client_disconnects(app, "retrieval server")
 
     async def read_body(request: Any) -> bytes | None:
         """The whole body, or None as soon as it grows past `max_body_bytes`."""
@@ -327,10 +331,7 @@ def serve(
     log_level: str = "info",
 ) -> None:
     """Serve `retriever` until interrupted (binds 127.0.0.1 unless told otherwise)."""
-    try:
-        import uvicorn
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+    uvicorn = require("uvicorn", "serve", "the retrieval server")
     app = create_app(retriever, config, info=info)
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from toolgym.retrieval import Document, Retriever
+from toolgym.retriever_contract import Document, Retriever
 from toolgym.retrievers import build_retriever
 from toolgym.retrievers.bm25 import METADATA_FILE, BM25Retriever
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from toolgym.cli import main
 
 
@@ -34,6 +36,21 @@ def test_quickstart_oracle_scores_one_on_every_procedural_world(tmp_path):
     }
     assert all(r["accuracy"] == 1.0 for r in rows if r["agent"] == "oracle")
     assert all(r["episodes"] == 6 for r in rows)
+
+
+def test_quickstart_reports_the_interval_toolgym_eval_reports(tmp_path):
+    """Same episodes, same interval: the quickstart uses evals.metrics (Wilson for 0/1 rewards)."""
+    from toolgym.evals.metrics import wilson_interval
+
+    out = tmp_path / "rows.json"
+    assert (
+        main(["quickstart", "--episodes", "8", "--agents", "baseline", "--envs", "Search-v0", "--json", str(out)]) == 0
+    )
+
+    [row] = json.loads(out.read_text())
+    expected = wilson_interval(round(row["accuracy"] * 8), 8)
+    assert row["ci_method"] == "wilson"
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((expected.low, expected.high))
 
 
 def test_quickstart_rejects_an_unknown_agent_with_a_clear_message(capsys):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from toolgym.retrieval import Document
+from toolgym.retriever_contract import Document
 from toolgym.retrievers.corpus import (
     CorpusFormatError,
     corpus_checksum,

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from tiny_bert import make_tiny_bert
 
-from toolgym.retrieval import Document, Retriever
+from toolgym.retriever_contract import Document, Retriever
 from toolgym.retrievers import build_retriever
 from toolgym.retrievers.bm25 import BM25Retriever
 from toolgym.retrievers.dense import FaissRetriever, chunked_top_k, default_nlist, default_pq_m
 from toolgym.retrievers.encoders import load_encoder
-from toolgym.retrievers.index import MANIFEST_FILE, IndexMismatchError, build_index, load_index
+from toolgym.retrievers.index import build_index, load_index
+from toolgym.retrievers.manifest import MANIFEST_FILE, IndexMismatchError
 
 DIM = 32  # the tiny BERT's hidden size
 

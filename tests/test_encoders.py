@@ -8,7 +8,7 @@ import torch
 from tiny_bert import make_tiny_bert
 
 from toolgym.agents.tiny import make_tiny_model
-from toolgym.retrieval import Document
+from toolgym.retriever_contract import Document
 from toolgym.retrievers.encoders import (
     Encoder,
     HFEncoder,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolgym.retrieval import Document, Hit, Retriever
+from toolgym.retriever_contract import Document, Hit, Retriever
 from toolgym.retrievers import build_retriever
 from toolgym.retrievers.hybrid import HybridRetriever, normalize_scores, rrf_scores, weighted_scores
 

@@ -7,15 +7,16 @@ import tracemalloc
 
 import pytest
 
-from toolgym.retrieval import Document, Retriever
+from toolgym.retriever_contract import Document, Retriever
 from toolgym.retrievers import build_index, load_index
 from toolgym.retrievers.bm25 import BM25Retriever
 from toolgym.retrievers.docstore import DOCUMENTS_FILE, DocStore, DocStoreWriter
-from toolgym.retrievers.index import (
+from toolgym.retrievers.manifest import (
     MANIFEST_FILE,
     IndexFormatError,
     IndexMismatchError,
     read_manifest,
+    settings_checksum,
 )
 
 DOCS = [
@@ -146,9 +147,13 @@ def test_corrupt_manifest_is_a_clear_error(corpus, tmp_path, content):
 
 
 def test_unknown_backend_in_manifest(corpus, tmp_path):
+    """A manifest from a ToolGym with another backend (its checksum consistent) names the known ones."""
     build_index(corpus, "bm25s", tmp_path / "index", progress=False)
     manifest = json.loads((tmp_path / "index" / MANIFEST_FILE).read_text())
-    (tmp_path / "index" / MANIFEST_FILE).write_text(json.dumps({**manifest, "backend": "annoy"}))
+    checksum = settings_checksum("annoy", manifest["params"], manifest["encoder"])
+    (tmp_path / "index" / MANIFEST_FILE).write_text(
+        json.dumps({**manifest, "backend": "annoy", "settings_sha256": checksum})
+    )
     with pytest.raises(IndexMismatchError, match="unknown index backend 'annoy'"):
         load_index(tmp_path / "index")
 

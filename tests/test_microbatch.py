@@ -16,7 +16,7 @@ def make(calls: list, **kwargs) -> MicroBatcher:
             raise ValueError("boom")
         return [f"{key}:{item}" for item in items]
 
-    return MicroBatcher(call, window_s=0.05, max_batch_size=100, max_pending=100, **kwargs)
+    return MicroBatcher(call, batch_wait_s=0.05, max_batch_size=100, max_pending=100, **kwargs)
 
 
 def test_concurrent_items_share_one_call_per_key():
@@ -50,7 +50,9 @@ def test_a_failing_item_fails_alone():
 
 def test_more_pending_work_than_allowed_is_refused():
     async def main():
-        batcher = MicroBatcher(lambda key, items: items, window_s=0.2, max_batch_size=10, max_pending=3, size_of=len)
+        batcher = MicroBatcher(
+            lambda key, items: items, batch_wait_s=0.2, max_batch_size=10, max_pending=3, size_of=len
+        )
         try:
             first = asyncio.ensure_future(batcher.submit([1, 2, 3]))
             await asyncio.sleep(0)

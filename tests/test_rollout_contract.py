@@ -201,3 +201,16 @@ def test_the_eval_loop_isolates_a_dead_retrieval_server_like_rollouts_do() -> No
     for index in (1, 2):
         assert by_task[index]["error"]["stage"] == "env" and by_task[index]["turns"] == 0
         assert by_task[index]["error"]["type"] == "RetrieverUnavailableError"
+
+
+def test_lone_surrogates_and_nan_round_trip_in_valid_utf8(tmp_path) -> None:
+    trajectory = _three_turns()
+    trajectory.observations = [[{"role": "user", "content": "bad \ud800 text"}], []]
+    trajectory.turn_rewards = [float("nan"), 0.0, 1.0]
+    path = write_trajectories(tmp_path / "r.jsonl", [trajectory])
+
+    path.read_bytes().decode("utf-8")  # valid UTF-8
+    [again] = read_trajectories(path)
+
+    assert again.observations[0][0]["content"] == "bad \ud800 text"
+    assert again.turn_rewards[0] != again.turn_rewards[0]  # NaN survives

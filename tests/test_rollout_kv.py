@@ -97,3 +97,37 @@ def test_update_weights_bumps_the_version_and_drops_stale_keys_and_values(engine
     assert own.policy_version == 2 and len(own.kv_cache) == 0
     with pytest.raises(TypeError, match="state dict"):
         own.update_weights([1, 2])
+
+
+def test_group_members_share_one_prefill_of_their_common_prompt(engine) -> None:
+    sharing = HFEngine(engine.model, engine.tokenizer, batch_size=8, kv_cache_sequences=8)
+    sampling = SamplingParams(temperature=1.0, max_tokens=8, seed=3)
+    prompt = engine.tokenizer("the same question for every member of the group")["input_ids"]
+    other = engine.tokenizer("another task")["input_ids"]
+
+    generations = sharing.generate([prompt, prompt, other, prompt], sampling)
+
+    assert sharing.kv_cache.encoded_tokens == len(prompt) + len(other)
+    assert sharing.kv_cache.reused_tokens == 2 * len(prompt)
+    assert len({tuple(g.token_ids) for g in (generations[0], generations[1], generations[3])}) > 1
+    for ids, generation in zip([prompt, prompt, other, prompt], generations):
+        expected = _recomputed(engine.model, ids + generation.token_ids, 1.0)[len(ids) - 1 :]
+        assert torch.allclose(torch.tensor(generation.logprobs), expected, atol=1e-4)
+
+
+def test_weights_changed_in_place_without_update_weights_drop_the_cache(engine) -> None:
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_path())
+    own = HFEngine(model, engine.tokenizer, kv_cache_sequences=8)
+    sampling = SamplingParams(temperature=1.0, max_tokens=6, seed=0)
+    prompt = engine.tokenizer("the first turn")["input_ids"]
+    [generation] = own.generate([prompt], sampling)
+    with torch.no_grad():  # an optimizer step on the shared module, the trainer forgetting update_weights
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    continuation = prompt + generation.token_ids
+
+    [after] = own.generate([continuation], sampling)
+
+    assert own.kv_cache.reused_tokens == 0
+    expected = _recomputed(model, continuation + after.token_ids, 1.0)[len(continuation) - 1 :]
+    assert torch.allclose(torch.tensor(after.logprobs), expected, atol=1e-4)

@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 from toolgym.envs.base import EpisodeError
 from toolgym.envs.search import protocol
 from toolgym.envs.search.env import SearchEnv
-from toolgym.retrieval import Hit
+from toolgym.retriever_contract import Hit
 
 IRCOT_ROW = {
     "question_id": "q1",

@@ -9,7 +9,7 @@ import pytest
 
 from toolgym.dialects import get_dialect
 from toolgym.envs.search.env import SearchEnv
-from toolgym.retrieval import Hit
+from toolgym.retriever_contract import Hit
 from toolgym.tool_calls import search_r1_cut
 
 ROW = {"question": "who wrote the freedonian anthem", "answer": ["Rufus Firefly"]}

@@ -12,7 +12,7 @@ import pytest
 
 from toolgym.envs.search.protocol import format_passages
 from toolgym.envs.search.world import WorldConfig, get_world
-from toolgym.retrieval import Document, Hit
+from toolgym.retriever_contract import Document, Hit
 from toolgym.retrievers.bm25 import BM25Retriever
 from toolgym.retrievers.server import ServerConfig, create_app, running_server
 
@@ -233,7 +233,7 @@ def test_slow_backend_gets_a_504_and_the_server_keeps_serving(bm25):
 
 
 def test_a_full_queue_answers_503_with_retry_after(bm25):
-    config = ServerConfig(max_pending_queries=2, batch_wait_ms=500)
+    config = ServerConfig(max_pending=2, batch_wait_ms=500)
     with running_server(bm25, config) as base_url:
         first = threading.Thread(target=post, args=(base_url, {"queries": ["capital", "river"]}))
         first.start()
@@ -383,3 +383,12 @@ def test_a_busy_port_is_a_clear_error_and_leaks_no_socket(url):
             pass
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_default_limit_accepts_4096_queries_and_names_the_flag_beyond(bm25):
+    """Search-R1 sends a whole rollout batch in one request; the default takes up to 4,096 queries."""
+    with running_server(bm25) as base_url:
+        ok = httpx.post(base_url + "/retrieve", json={"queries": ["capital"] * 4096, "topk": 1}, timeout=60)
+        too_many = httpx.post(base_url + "/retrieve", json={"queries": ["capital"] * 4097, "topk": 1}, timeout=60)
+    assert ok.status_code == 200 and len(ok.json()["result"]) == 4096
+    assert too_many.status_code == 422 and "--max-queries" in too_many.json()["detail"]

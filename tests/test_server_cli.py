@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -84,12 +86,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_serving_a_built_index_in_a_real_process(corpus_file, tmp_path):
-    from toolgym.retrievers.index import build_index
-
-    build_index(corpus_file, "bm25s", tmp_path / "index", progress=False)
+@contextmanager
+def serving(*argv: str) -> Iterator[tuple[str, dict]]:
+    """`toolgym serve retriever ARGV` in a real process on a free port: (base URL, its /health)."""
     port = _free_port()
-    command = [sys.executable, "-c", SERVE_SCRIPT, "retriever", "--index", str(tmp_path / "index"), "--port", str(port)]
+    command = [sys.executable, "-c", SERVE_SCRIPT, "retriever", *argv, "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -101,12 +102,45 @@ def test_serving_a_built_index_in_a_real_process(corpus_file, tmp_path):
             except httpx.TransportError:
                 time.sleep(0.1)
         assert health is not None, process.stderr.read() if process.poll() is not None else "server did not start"
+        yield base_url, health
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_serving_a_built_index_in_a_real_process(corpus_file, tmp_path):
+    from toolgym.retrievers.index import build_index
+
+    build_index(corpus_file, "bm25s", tmp_path / "index", progress=False)
+    with serving("--index", str(tmp_path / "index")) as (base_url, health):
         assert health["backend"] == "bm25s" and health["n_documents"] == 3
         assert health["index"] == str(tmp_path / "index")
 
         payload = {"queries": ["capital of France"], "topk": 1, "return_scores": True}
         [[entry]] = httpx.post(base_url + "/retrieve", json=payload).json()["result"]
         assert entry["document"]["contents"] == "Paris\nParis is the capital and largest city of France."
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+
+
+def test_default_limits_take_search_r1_grpo_batch_in_one_request(tmp_path):
+    """Search-R1's GRPO script sends 2,560 queries in one POST (its client: `requests.post(url,
+    json={"queries", "topk", "return_scores": True}).json()["result"]`); the default limits accept it."""
+    requests = pytest.importorskip("requests")
+    corpus = tmp_path / "corpus.jsonl"
+    topics = ["Paris France capital", "Berlin Spree river", "Tokyo Japan", "Nile Egypt river", "Andes mountains"]
+    records = [{"id": f"d{i}", "title": f"doc {i}", "text": f"{topics[i % 5]} passage number {i}"} for i in range(300)]
+    corpus.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    queries = [f"{topics[i % 5]} {i}" for i in range(2560)]
+
+    with serving("--corpus", str(corpus)) as (base_url, health):
+        assert health["limits"]["max_queries"] >= 4096
+        response = requests.post(base_url + "/retrieve", json={"queries": queries, "topk": 3, "return_scores": True})
+        result = response.json()["result"]
+
+    assert response.status_code == 200 and len(result) == 2560
+    assert all(len(hits) == 3 for hits in result)
+    assert all(topics[i % 5] in hits[0]["document"]["contents"] for i, hits in enumerate(result))
+
+
+def test_max_queries_flag_sets_the_limit(corpus_file):
+    assert parse("--corpus", str(corpus_file)).max_queries == 4096
+    assert parse("--corpus", str(corpus_file), "--max-queries", "10000").max_queries == 10000

@@ -186,7 +186,7 @@ def test_pickled_envs_continue_alike_in_a_fresh_interpreter(tmp_path):
 
 
 def test_a_bm25_retriever_pickles_and_deep_copies_with_its_stemmer():
-    from toolgym.retrieval import Document
+    from toolgym.retriever_contract import Document
     from toolgym.retrievers.bm25 import BM25Retriever
 
     retriever = BM25Retriever([Document("a", "Rivers", "The rivers were running"), Document("b", "Cats", "A cat sat")])
@@ -232,7 +232,7 @@ def test_vector_observation_space_is_a_tuple_of_message_lists():
     vector_env = SyncVectorEnv(_factories("Math-v0"))
     observations, _ = vector_env.reset(seed=SEEDS)
     assert vector_env.observation_space.contains(tuple(observations))
-    assert all(space == MessageList() for space in vector_env.observation_space.spaces)
+    assert all(isinstance(space, MessageList) for space in vector_env.observation_space.spaces)
     assert np.all(vector_env.step((CALC, CALC))[1] == 0.0)
     vector_env.close()
 
@@ -257,7 +257,9 @@ def test_an_observation_larger_than_its_slot_crosses_processes_intact():
 
     text = "Ada wrote the long treatise. " + "détail " * 60_000
     row = {"question": "Who wrote it?", "answer": "Ada", "context": [["Ada", [text]], ["Bob", ["Bob read it."]]]}
-    factories = [lambda: SearchEnv(dataset=[row]) for _ in SEEDS]
+    factories = [
+        lambda: SearchEnv(dataset=[row], max_observation_chars=1_000_000) for _ in SEEDS
+    ]  # over the 100k default
     results = []
     for vector_env in (SyncVectorEnv(factories), AsyncVectorEnv(factories)):
         vector_env.reset(seed=SEEDS)

@@ -73,8 +73,9 @@ def _add_area_commands(commands: argparse._SubParsersAction) -> None:
     """Commands defined next to the code they drive (each module imports only argparse at the top)."""
     from toolgym.agents.cli import add_serve_model_command
     from toolgym.evals.cli import add_compare_command, add_eval_command
+    from toolgym.evals.retrieval_cli import add_eval_retrieval_command
     from toolgym.retrievers.cli import add_index_command
-    from toolgym.retrievers.serve_cli import add_eval_retrieval_command, add_serve_retriever_command
+    from toolgym.retrievers.serve_cli import add_serve_retriever_command
     from toolgym.trainers.cli import add_plot_command, add_train_command
 
     add_eval_command(commands, extra_subcommands=(add_eval_retrieval_command,))

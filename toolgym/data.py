@@ -40,16 +40,27 @@ def require_shared_data(relative: str) -> Path:
     return path
 
 
-def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield one object per non-empty line, naming the file and line on a parse error."""
+class JsonLinesError(ValueError):
+    """A JSON Lines file with a line that is not valid JSON; the message names the file and line."""
+
+
+def iter_numbered_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, value) for each non-empty line, raising JsonLinesError at a bad line."""
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({exc.msg})") from exc
+                yield line_number, json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                raise JsonLinesError(f"{path}:{line_number}: not valid JSON ({reason})") from exc
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield one object per non-empty line, naming the file and line on a parse error."""
+    for _, value in iter_numbered_jsonl(path):
+        yield value
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .json_values import argument_problem
 from .python_calls import PYTHON_DECODINGS, parse_python_calls
 from .tool_calls import (
     ParsedTurn,
@@ -29,6 +30,15 @@ from .tool_calls import (
 )
 
 Action = str | dict[str, Any]
+
+
+def _refuse_unfit_arguments(parsed: ParsedTurn) -> None:
+    """Calls whose decoded arguments no tool should receive (`json_values.argument_problem`: a
+    python ``0x…`` literal past 1,000 digits, nesting past 100 levels, ...) become parse errors."""
+    problems = [(call, argument_problem(call.arguments)) for call in parsed.tool_calls]
+    if any(problem for _, problem in problems):
+        parsed.tool_calls = [call for call, problem in problems if not problem]
+        parsed.errors.extend(f"arguments of {call.name!r:.80} {problem}" for call, problem in problems if problem)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class Dialect:
             native = parse_openai(action)
             parsed.tool_calls.extend(native.tool_calls)
             parsed.errors.extend(native.errors)
+        _refuse_unfit_arguments(parsed)
         if parsed.answer is None:
             parsed.answer = last_answer_tag(text)
         return parsed

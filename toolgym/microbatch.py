@@ -44,7 +44,7 @@ class MicroBatcher(Generic[Item, Result]):
         self,
         call: Callable[[Any, list[Item]], Sequence[Result]],
         *,
-        window_s: float,
+        batch_wait_s: float,
         max_batch_size: int,
         max_pending: int,
         size_of: Callable[[Item], int] = lambda item: 1,
@@ -52,7 +52,7 @@ class MicroBatcher(Generic[Item, Result]):
         thread_name: str = "toolgym-batch",
     ):
         self.call = call
-        self.window_s = window_s
+        self.batch_wait_s = batch_wait_s
         self.max_batch_size = max_batch_size
         self.max_pending = max_pending
         self.size_of = size_of
@@ -91,7 +91,7 @@ class MicroBatcher(Generic[Item, Result]):
         batch = [await self._queue.get()]
         size = batch[0].size
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.window_s
+        deadline = loop.time() + self.batch_wait_s
         while size < self.max_batch_size:
             if not self._queue.empty():
                 pending = self._queue.get_nowait()

@@ -20,6 +20,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from toolgym.messages import content_text
+
+from .json_values import argument_problem
+
 ToolFormat = Literal["search_r1", "hermes", "python", "openai"]
 TOOL_FORMATS: tuple[str, ...] = ("search_r1", "hermes", "python", "openai")
 
@@ -63,12 +67,8 @@ def turn_text(action: Any) -> str:
     """The visible text of an action (a `str` or an assistant message dict); '' if it has none."""
     if isinstance(action, str):
         return action
-    if isinstance(action, dict):
-        content = action.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):  # OpenAI content parts
-            return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    if isinstance(action, dict) and isinstance(action.get("content"), (str, list)):
+        return content_text(action["content"])
     return ""
 
 
@@ -170,6 +170,9 @@ def _call_from_fields(name: Any, arguments: Any, call_id: Any) -> tuple[ToolCall
         arguments = {}
     if not isinstance(arguments, dict):
         return None, f"arguments of {name!r:.80} must be a JSON object, got {type(arguments).__name__}"
+    problem = argument_problem(arguments)
+    if problem:
+        return None, f"arguments of {name!r:.80} {problem}"
     return ToolCall(name=name.strip(), arguments=arguments, id=call_id if isinstance(call_id, str) else None), ""
 
 

@@ -35,6 +35,7 @@ from toolgym.python_calls import PYTHON_DECODINGS
 from toolgym.tool_calls import ParsedTurn
 
 from ..base import ChatEnv, TurnResult
+from ..observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from ..tasks import ProceduralTasks
 from .bfcl_checker import check_bfcl
 from .bfcl_data import category_of, load_bfcl, to_openai_tool
@@ -71,7 +72,8 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
     """Function calling: BFCL AST-checked questions (`dataset="bfcl:<category>"`, a question-file path)
     or procedurally generated stateful tool worlds (`dataset="procedural"`, the default); `dataset` may
     also be a list of rows of either kind. `categories` picks BFCL categories for a bare "bfcl" /
-    "bfcl_v4" spec, or tool-world domains ("fs", "bank", "shop") for the procedural world."""
+    "bfcl_v4" spec, or tool-world domains ("fs", "bank", "shop") for the procedural world. `max_tool_calls_per_turn` and
+    `max_observation_chars` bound one observation (`toolgym.envs.observation_limits`)."""
 
     env_id = "FunctionCall-v0"
 
@@ -85,6 +87,8 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
         categories: Sequence[str] | None = None,
         bfcl_decoding: str = "official",
         render_mode: str | None = None,
+        max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
+        max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
     ):
         if isinstance(dataset, list):  # rows in memory: BFCL rows or tool-world rows
             tasks: Any = dataset
@@ -105,6 +109,8 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
             tool_format=tool_format or ("python" if bfcl else "hermes"),
             allowed_formats=FUNCTION_CALL_FORMATS,
             render_mode=render_mode,
+            max_tool_calls_per_turn=max_tool_calls_per_turn,
+            max_observation_chars=max_observation_chars,
         )
         if bfcl_decoding not in PYTHON_DECODINGS:
             raise ValueError(f"bfcl_decoding must be one of {PYTHON_DECODINGS}, got {bfcl_decoding!r}")
@@ -158,7 +164,7 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
 
     def take_turn(self, action: Any) -> TurnResult:
         if isinstance(self.task, WorldTask):
-            return self._world_turn(self.task, self.dialect.parse(action))
+            return self._world_turn(self.task, self.limit_calls(self.dialect.parse(action)))
         assert isinstance(self.task, BfclTask)
         return self._bfcl_turn(self.task, self.bfcl_dialect.parse(action))
 

@@ -76,8 +76,30 @@ def _limit_memory(argv: list[str]) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def _die_with_parent(argv: list[str]) -> None:
+    """Ask Linux to SIGKILL this worker the moment its parent dies (PR_SET_PDEATHSIG).
+
+    A signal from the kernel stops the worker even mid-way through C-level big-integer arithmetic,
+    where the polling thread of `_exit_when_orphaned` cannot run. `--parent-pid` closes the race
+    of a parent that died before the request was made.
+    """
+    expected = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("--parent-pid=")), None)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no prctl: the polling thread still ends an idle orphan
+    if expected is not None and os.getppid() != expected:
+        os._exit(1)
+
+
 def _exit_when_orphaned() -> None:
-    """A hung worker whose parent died would spin forever; exit once the parent is gone."""
+    """Elsewhere than Linux (or without prctl), exit once the parent is gone, checked every second."""
     import threading
     import time
 
@@ -94,6 +116,7 @@ def _exit_when_orphaned() -> None:
 def main() -> None:
     import signal
 
+    _die_with_parent(sys.argv[1:])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business; it closes us
     _limit_memory(sys.argv[1:])
     _exit_when_orphaned()

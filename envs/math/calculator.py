@@ -11,6 +11,7 @@ input, the node count, exponents and results keep every call in the millisecond 
 from __future__ import annotations
 
 import ast
+import decimal
 import math
 import operator
 from collections.abc import Callable
@@ -268,7 +269,20 @@ def evaluate_expression(expression: str) -> Number:
 def calculator(expression: str) -> str:
     """The tool: the formatted result, or raises `CalculatorError` (the env turns it into tool error text)."""
     value = evaluate_expression(expression)
-    text = format_number(value)
-    if isinstance(value, Fraction) and value.denominator != 1:
-        text += f" (≈ {float(value):.12g})"
+    try:
+        text = format_number(value)
+        if isinstance(value, Fraction) and value.denominator != 1:
+            text += f" (≈ {approximate(value)})"
+    except (ArithmeticError, ValueError, TypeError) as exc:  # formatting is inside the guard too
+        raise CalculatorError(f"the result cannot be shown: {type(exc).__name__}: {exc}"[:200]) from None
     return text
+
+
+def approximate(value: Fraction) -> str:
+    """12 significant digits of an exact fraction, however large (a float overflows past 1e308)."""
+    with decimal.localcontext() as context:
+        context.prec = 14
+        quotient = decimal.Decimal(value.numerator) / decimal.Decimal(value.denominator)
+    if abs(quotient.adjusted()) < 300:  # the common case reads exactly as before: float formatting
+        return f"{float(quotient):.12g}"
+    return f"{quotient:.11e}".replace("E", "e")

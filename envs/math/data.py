@@ -19,6 +19,7 @@ from typing import Any
 
 from toolgym.data import read_records, require_shared_data
 from toolgym.envs.rows import TaskRowError
+from toolgym.extras import require
 
 from .answers import last_boxed
 from .rows import ENV_ID, check_math_row
@@ -138,10 +139,7 @@ def _load_hf(name_and_split: str) -> list[dict[str, Any]]:
     if not parts[0] or len(parts) > 3:
         raise ValueError(f"expected 'hf:<dataset name>[:<config>][:<split>]', got 'hf:{name_and_split}'")
     name, config, split = parts[0], (parts[1] if len(parts) == 3 else None), (parts[-1] if len(parts) > 1 else "test")
-    try:
-        import datasets
-    except ImportError as exc:
-        raise ImportError("loading 'hf:' datasets needs the `datasets` package: pip install 'toolgym[hf]'") from exc
+    datasets = require("datasets", "hf", "loading 'hf:' datasets")
     try:
         dataset = datasets.load_dataset(name, config, split=split)
     except Exception as exc:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from toolgym.envs.base import ChatEnv, Message, TurnResult
+from toolgym.envs.base import ChatEnv, TurnResult
+from toolgym.envs.observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
+from toolgym.messages import Message
 from toolgym.tool_calls import ToolCall, turn_text
 
 from .answers import ExtractedAnswer, extract_answer
@@ -52,6 +54,8 @@ class MathEnv(ChatEnv[MathTask]):
         verify_timeout_s: hard wall-clock limit for one answer check.
         system_prompt: replaces the default instruction (tool instructions are still appended).
         verifier: a `MathVerifier` to use instead of the process-wide shared one.
+        max_tool_calls_per_turn, max_observation_chars: bounds on one observation
+            (`toolgym.envs.observation_limits`).
     """
 
     env_id = "Math-v0"
@@ -68,6 +72,8 @@ class MathEnv(ChatEnv[MathTask]):
         system_prompt: str | None = None,
         verifier: MathVerifier | None = None,
         render_mode: str | None = None,
+        max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
+        max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
     ):
         if tools not in (False, None, True, "calculator"):
             raise ValueError(f"tools must be False, True or 'calculator', got {tools!r}")
@@ -84,6 +90,8 @@ class MathEnv(ChatEnv[MathTask]):
             tool_format=tool_format,
             allowed_formats=MATH_TOOL_FORMATS,
             render_mode=render_mode,
+            max_tool_calls_per_turn=max_tool_calls_per_turn,
+            max_observation_chars=max_observation_chars,
         )
         self.dataset = dataset
         self.verify_timeout_s = verify_timeout_s
@@ -115,7 +123,7 @@ class MathEnv(ChatEnv[MathTask]):
         if not self.tools_enabled:
             answer = extract_answer(turn_text(action))
             return self._final(answer, {"invalid_action": not answer.found})
-        parsed = self.dialect.parse(action)
+        parsed = self.limit_calls(self.dialect.parse(action))
         calls = [call.to_dict() for call in parsed.tool_calls]
         answer = extract_answer(parsed.text)
         if answer.found:

@@ -28,6 +28,7 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,9 +157,8 @@ class _Worker:
             command.append(f"--memory-limit-mb={self.memory_limit_mb}")
         # One BLAS thread: should sympy pull in numpy, per-thread arenas must not eat the memory cap.
         environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=environment
-        )
+        command.append(f"--parent-pid={os.getpid()}")
+        self.process = _spawn(command, environment)
         self.buffer = b""
         line = self.read_line(started + self.start_timeout_s)
         if line is None or not line.get("ready"):
@@ -265,6 +265,46 @@ def _result_from_message(message: dict[str, Any]) -> VerifyResult:
 _LIVE_VERIFIERS: weakref.WeakSet[MathVerifier] = weakref.WeakSet()
 
 
+# --- starting workers from one long-lived thread ----------------------------------------------------
+#
+# The worker asks Linux to SIGKILL it when its parent dies (PR_SET_PDEATHSIG), so a SIGKILLed eval
+# leaves no worker spinning in big-integer arithmetic, where a thread polling getppid() never gets
+# the GIL. That signal follows the *thread* that forked the worker, not the process: a worker
+# started from an env-pool thread would die when that thread ends. So every worker is started
+# from this one daemon thread, which lives as long as the process.
+
+_spawn_queue: queue.SimpleQueue[tuple[list[str], dict[str, str], Future]] = queue.SimpleQueue()
+_spawner_pid: int | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(command: list[str], environment: dict[str, str]) -> subprocess.Popen:
+    """Start a worker process from the spawner thread (started on first use, again after a fork)."""
+    global _spawner_pid, _spawn_queue
+    with _spawner_lock:
+        if _spawner_pid != os.getpid():
+            _spawn_queue = queue.SimpleQueue()  # a forked child must not share the parent's requests
+            threading.Thread(
+                target=_spawner_loop, args=(_spawn_queue,), name="math-verify-spawner", daemon=True
+            ).start()
+            _spawner_pid = os.getpid()
+        requests = _spawn_queue
+    done: Future = Future()
+    requests.put((command, environment, done))
+    return done.result()
+
+
+def _spawner_loop(requests: queue.SimpleQueue) -> None:
+    while True:
+        command, environment, done = requests.get()
+        try:
+            done.set_result(
+                subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=environment)
+            )
+        except BaseException as exc:  # handed to the caller, which raises it
+            done.set_exception(exc)
+
+
 class MathVerifier:
     """Compare predicted answers with gold answers using math-verify in killable worker processes.
 
@@ -334,16 +374,32 @@ class MathVerifier:
         return [result for result in results if result is not None]
 
     def start(self) -> float:
-        """Start every worker now rather than on first use; returns the slowest start in seconds."""
-        seconds = []
-        for _ in self._all_workers:
-            worker = self._idle.get()
+        """Start every worker now rather than on first use; returns the slowest start in seconds.
+
+        All workers are taken from the idle pool first (waiting for busy ones), then started side
+        by side: taking and returning them one at a time would hand back the same worker each time.
+        """
+        workers = [self._idle.get() for _ in self._all_workers]
+        errors: list[BaseException] = []
+
+        def start_one(worker: _Worker) -> None:
             try:
                 worker.ensure_started()
-                seconds.append(worker.start_seconds or 0.0)
-            finally:
+            except BaseException as exc:  # re-raised in the caller's thread below
+                errors.append(exc)
+
+        try:
+            threads = [threading.Thread(target=start_one, args=(w,), name="math-verify-start") for w in workers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            for worker in workers:
                 self._idle.put(worker)
-        return max(seconds)
+        if errors:
+            raise errors[0]
+        return max(worker.start_seconds or 0.0 for worker in workers)
 
     def close(self) -> None:
         """Stop the worker processes (a later call starts them again)."""

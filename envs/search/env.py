@@ -28,9 +28,10 @@ from functools import partial
 from typing import Any
 
 from toolgym.envs.base import ChatEnv, TurnResult
+from toolgym.envs.observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from toolgym.envs.rows import TaskRowError
 from toolgym.envs.tasks import ProceduralTasks
-from toolgym.retrieval import Document, Hit, Retriever
+from toolgym.retriever_contract import Document, Hit, Retriever
 from toolgym.tool_calls import ToolCall
 
 from . import protocol
@@ -91,6 +92,8 @@ class SearchEnv(ChatEnv[SearchTask]):
         prompt_template: replaces Search-R1's instruction prompt (search_r1 format) with a format
             string holding `{question}`, e.g. "{question}" alone for a tiny model trained from
             scratch, which cannot afford Search-R1's ~100-token instructions.
+        max_tool_calls_per_turn, max_observation_chars: bounds on one observation
+            (`toolgym.envs.observation_limits`).
     """
 
     env_id = "Search-v0"
@@ -116,6 +119,8 @@ class SearchEnv(ChatEnv[SearchTask]):
         hops: int | None = None,
         prompt_template: str | None = None,
         render_mode: str | None = None,
+        max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
+        max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
     ):
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
@@ -157,7 +162,14 @@ class SearchEnv(ChatEnv[SearchTask]):
         if corpus is not None and corpus not in ("per_question", "shared"):
             load_corpus(str(corpus))  # fail now, with the path in the message, not at the first reset
         total_turns = max_turns + 1 if turn_budget == "search_r1" else max_turns
-        super().__init__(tasks, max_turns=total_turns, tool_format=tool_format, render_mode=render_mode)
+        super().__init__(
+            tasks,
+            max_turns=total_turns,
+            tool_format=tool_format,
+            render_mode=render_mode,
+            max_tool_calls_per_turn=max_tool_calls_per_turn,
+            max_observation_chars=max_observation_chars,
+        )
         self.turn_budget = turn_budget
         self.action_turns = max_turns  # turns whose searches run; Search-R1's final turn's do not
         self.corpus = corpus
@@ -257,7 +269,7 @@ class SearchEnv(ChatEnv[SearchTask]):
     # --- one assistant turn ---------------------------------------------------------------------
 
     def take_turn(self, action: Any) -> TurnResult:
-        parsed = self.dialect.parse(action)
+        parsed = self.limit_calls(self.dialect.parse(action))
         info: dict[str, Any] = {
             "tool_calls": [call.to_dict() for call in parsed.tool_calls],
             "retrieved_doc_ids": [],
@@ -272,6 +284,7 @@ class SearchEnv(ChatEnv[SearchTask]):
             info.update(invalid_action=True, tool_error="; ".join(parsed.errors) or None)
             return TurnResult([{"role": "user", "content": protocol.INVALID_ACTION_MESSAGE}], info=info)
         unanswered_ids = self._unanswered_call_ids(action, parsed.tool_calls)
+        unanswered_ids = unanswered_ids[: max(0, self.max_tool_calls_per_turn - len(parsed.tool_calls))]
         if parsed.tool_calls or unanswered_ids:
             return self._search_turn(
                 parsed.tool_calls, [(i, parsed.errors) for i in unanswered_ids], info, parsed.errors

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from toolgym.data import read_records, require_shared_data
-from toolgym.retrieval import Document
+from toolgym.extras import require
+from toolgym.retriever_contract import Document
 
 from .rows import HOTPOTQA_ROW, IRCOT_ROW, search_row_format
 
@@ -123,10 +124,7 @@ def load_rows(spec: str, *, split: str = "validation") -> list[dict[str, Any]]:
 
 
 def _load_hf(name: str, split: str) -> list[dict[str, Any]]:
-    try:
-        import datasets
-    except ImportError as exc:
-        raise ImportError("hf: datasets need the `datasets` package: pip install 'toolgym[hf]'") from exc
+    datasets = require("datasets", "hf", "loading 'hf:' datasets")
     repo, _, config = name.partition(":")
     dataset = datasets.load_dataset(repo, config or None, split=split)
     return [dict(row) for row in dataset]

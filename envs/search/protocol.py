@@ -8,7 +8,7 @@ your want"), so checkpoints trained on Search-R1 see exactly the text they were 
 
 from __future__ import annotations
 
-from toolgym.retrieval import Hit
+from toolgym.retriever_contract import Hit
 
 SEARCH_R1_PROMPT = (
     "Answer the given question. "

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from toolgym.retrieval import Document
+from toolgym.retriever_contract import Document
 
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "qu", "th", "sk"]
 _VOWELS = ["a", "e", "i", "o", "u", "ae", "ei", "ou"]
