@@ -10,7 +10,8 @@ Everything here is the real stack: Search-v0's procedural world (1-hop questions
 which returns the right entity's page for an exact name), its scorer (EM), the rollout layer, the
 SFT warm-up and `GRPOTrainer`. The only tiny-model accommodations are Search-v0's
 `prompt_template="{question}"` (no 100-token instructions) and a model built here: a 2-layer
-Qwen2 (hidden 128) with a byte-level BPE tokenizer trained on training-split text only. 30 % of the
+Qwen2 (hidden 128) with a byte-level BPE tokenizer trained on a sibling world's text (same
+syllables and templates, other names), so no entity's name is a learned token. 30 % of the
 entities are held out: their questions are never trained on, and evaluation uses only them.
 
     python -m toolgym.trainers.tiny_search_recipe --out runs/lazy-search --seed 0
@@ -84,15 +85,22 @@ def lazy_demonstrations(train: list[int], rows: dict[int, dict[str, Any]], n_dem
     return demos
 
 
-def tokenizer_texts(train: list[int], rows: dict[int, dict[str, Any]]) -> list[str]:
-    """Training-split text only: questions, the tags, answers and the pages of training entities."""
+def tokenizer_texts(n_questions: int) -> list[str]:
+    """Text of a *different* world (another seed: same syllables and templates, other names).
+
+    A BPE trained on the training entities' own text learns their names as whole tokens, so
+    held-out names look out of distribution and the tiny model cannot copy them into a query
+    (tiny_learning notes §1: train 1.6 vs held-out 3.1 tokens per name at a large vocabulary).
+    Learning merges from a sibling world gives every entity, trained on or held out, the same
+    syllable-level pieces.
+    """
     from toolgym.envs.search.world import WorldConfig, get_world
 
-    world = get_world(WorldConfig(0, ENV_KWARGS["n_entities"], ENV_KWARGS["n_distractors"], 1))
+    world = get_world(WorldConfig(1000, ENV_KWARGS["n_entities"], ENV_KWARGS["n_distractors"], 1))
     pages = {doc.doc_id: doc for doc in world.documents}
     texts = []
-    for index in train:
-        row = rows[index]
+    for index in range(n_questions):
+        row = world.question_row(index, hops=1)
         page = pages[row["supporting_doc_ids"][0]]
         texts.append(f"{row['question']}<search> {page.title}</search>")
         texts.append(f"\n\n<information>Doc 1(Title: {page.title}) {page.text}</information>\n\n")
@@ -116,7 +124,7 @@ def prepare(out: Path, seed: int, sft_steps: int, grpo_steps: int, n_questions: 
             hidden_size=128,
             layers=2,
             seed=seed,
-            texts=tokenizer_texts(train, rows),
+            texts=tokenizer_texts(n_questions),
             init_std=0.02,
         )
     demos_file = out / "lazy-demos.jsonl"
@@ -163,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/lazy-search", help="folder for the model, demos, config and run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sft-steps", type=int, default=2000)
+    parser.add_argument("--sft-steps", type=int, default=1500)
     parser.add_argument("--grpo-steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
