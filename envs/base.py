@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import gymnasium as gym
 
 from toolgym.dialects import Dialect, get_dialect
+from toolgym.json_values import brief
 from toolgym.messages import Message
 from toolgym.spaces import AssistantTurn, MessageList
 from toolgym.tool_calls import TOOL_FORMATS, ParsedTurn
@@ -67,8 +68,7 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
         max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
         max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
     ):
-        if max_turns < 1:
-            raise ValueError(f"max_turns must be at least 1, got {max_turns}")
+        check_count("max_turns", max_turns)
         if tool_format not in allowed_formats:
             raise ValueError(f"tool_format {tool_format!r} is not supported here; choose one of {allowed_formats}")
         if render_mode not in (None, "ansi"):
@@ -227,6 +227,20 @@ class ChatEnv(gym.Env[list, Any], Generic[TaskT]):
         if self.render_mode != "ansi":
             return None
         return "\n\n".join(f"[{m.get('role', '?')}] {m.get('content') or m.get('tool_calls')}" for m in self.transcript)
+
+
+def check_count(name: str, value: Any, minimum: int = 1) -> int:
+    """A count argument (turns, results, characters) must be an integer of at least `minimum`.
+
+    Range checks alone let a float through (``max_turns=1e999`` from a command line is infinity,
+    and the episode never runs out of turns) and turn a list into a bare comparison TypeError.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        shown = f"{type(value).__name__} {brief(value, 60)}" if isinstance(value, (str, float)) else brief(value, 60)
+        raise TypeError(f"{name} must be an integer, got {shown}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {brief(value, 60)}")
+    return int(value)
 
 
 def _as_text(action: Any) -> str:

@@ -18,13 +18,25 @@ MAX_TRACEBACK_CHARS = 4000
 
 def describe_error(exc: BaseException, stage: str) -> dict[str, Any]:
     """An error record: where it happened, the exception type and text, the (tail of the) traceback."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:  # a broken exception object must not stop the run that reports it
+        text = f"<the traceback of a {type(exc).__name__} cannot be formatted>"
     return {
         "stage": stage,
         "type": type(exc).__name__,
-        "message": str(exc)[:2000],
+        "message": _exception_message(exc),
         "traceback": text[-MAX_TRACEBACK_CHARS:],
     }
+
+
+def _exception_message(exc: BaseException) -> str:
+    """`str(exc)`, cut; an in-process agent's exception may hold an integer past 4,300 digits or a
+    raising `__str__`, and the row must still be written."""
+    try:
+        return str(exc)[:2000]
+    except Exception:
+        return f"<the message of a {type(exc).__name__} cannot be shown>"
 
 
 class SafeEnv(gym.Wrapper):

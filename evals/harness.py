@@ -49,6 +49,7 @@ from .run_lock import run_lock
 logger = logging.getLogger(__name__)
 
 PROCEDURAL_SIZE_LIMIT = 10_000_000  # a task source larger than this is an endless procedural world
+MAX_EPISODES_PER_RUN = 2_000_000  # the plan is held in memory (~200 bytes an episode): bound it
 
 
 @dataclass
@@ -161,7 +162,14 @@ def task_plan(config: EvalConfig, dataset_size: int) -> list[int]:
         raise ValueError(f"{config.dataset!r} is an endless procedural world: pass --limit N")
     total = dataset_size if config.limit is None else min(config.limit, dataset_size)
     index, count = parse_shard(config.shard)
-    return list(range(total))[index::count]
+    shard = range(total)[index::count]  # a lazy range: its size is known before any list is built
+    episodes = len(shard) * config.samples
+    if episodes > MAX_EPISODES_PER_RUN:
+        raise ValueError(
+            f"this run (or shard) plans {episodes:,} episodes; at most {MAX_EPISODES_PER_RUN:,} fit in one "
+            "process's plan: lower --limit or --samples, or split the run with --shard i/n"
+        )
+    return list(shard)
 
 
 @dataclass

@@ -74,7 +74,7 @@ def rescore_run(run_dir: str | Path) -> RescoreOutcome:
 
     Holds the run directory's lock: rescoring a folder that a live eval is writing is refused.
     """
-    with run_lock(run_dir, "toolgym eval rescore"):
+    with run_lock(run_dir, "toolgym eval rescore", create=False):
         return _rescore_locked(Path(run_dir))
 
 

@@ -64,13 +64,18 @@ def describe_holder(holder: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def run_lock(run_dir: str | Path, purpose: str, command: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+def run_lock(
+    run_dir: str | Path, purpose: str, command: Sequence[str] | None = None, *, create: bool = True
+) -> Iterator[dict[str, Any]]:
     """Hold the run directory's exclusive lock for the block (creating the folder if needed).
 
     Raises `RunLockedError` at once, naming the holder, when another live process holds it.
-    Yields the record written for this holder.
+    With `create=False` (commands that only rewrite an existing run, such as rescore) a missing
+    folder is a `RunDirError` instead of being created. Yields the record written for this holder.
     """
     directory = Path(run_dir)
+    if not create and not directory.is_dir():
+        raise RunDirError(f"{directory} is not an evaluation run directory: the folder does not exist")
     directory.mkdir(parents=True, exist_ok=True)
     record = {
         "pid": os.getpid(),

@@ -218,18 +218,26 @@ class HFEncoder(_PrefixedEncoder):
         self,
         model: str,
         *,
-        pooling: str = "mean",
-        query_prefix: str = "",
-        document_prefix: str = "",
-        max_length: int = 512,
+        pooling: str | None = None,
+        query_prefix: str | None = None,
+        document_prefix: str | None = None,
+        max_length: int | None = None,
         normalize: bool = True,
-        append_eos: bool = False,
+        append_eos: bool | None = None,
         batch_size: int = 32,
         device: str | None = None,
         dtype: str = "auto",
         show_progress: bool = True,
         spec: str | None = None,
     ):
+        # Options left as None come from the model folder's saved encoder options (a trained
+        # embedder records its instruction and EOS rule there), else from the built-in defaults.
+        saved = {**ENCODER_OPTION_DEFAULTS, **read_saved_encoder_options(model)}
+        pooling = saved["pooling"] if pooling is None else pooling
+        query_prefix = saved["query_prefix"] if query_prefix is None else query_prefix
+        document_prefix = saved["document_prefix"] if document_prefix is None else document_prefix
+        max_length = saved["max_length"] if max_length is None else max_length
+        append_eos = saved["append_eos"] if append_eos is None else append_eos
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
         torch = require("torch", "retrieval", "hf: encoders")
@@ -270,15 +278,61 @@ class HFEncoder(_PrefixedEncoder):
     def _embed(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        if self.append_eos and self.tokenizer.eos_token:
-            texts = [t + self.tokenizer.eos_token for t in texts]
-        batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        ).to(self.device)
+        batch = tokenize_texts(self.tokenizer, texts, max_length=self.max_length, append_eos=self.append_eos)
+        batch = {key: value.to(self.device) for key, value in batch.items()}
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state
         pooled = pool_hidden_states(hidden, batch["attention_mask"], self.pooling)
         return pooled.float().cpu().numpy()
+
+
+ENCODER_OPTIONS_FILE = "toolgym_encoder.json"
+ENCODER_OPTION_DEFAULTS: dict[str, Any] = {
+    "pooling": "mean",
+    "query_prefix": "",
+    "document_prefix": "",
+    "max_length": 512,
+    "append_eos": False,
+}
+
+
+def read_saved_encoder_options(model: str) -> dict[str, Any]:
+    """The encoder options saved beside a local model (`toolgym_encoder.json`), or {} when there are none."""
+    import json
+    from pathlib import Path
+
+    path = Path(model) / ENCODER_OPTIONS_FILE
+    if not path.is_file():
+        return {}
+    options = json.loads(path.read_text(encoding="utf-8"))
+    unknown = sorted(set(options) - set(ENCODER_OPTION_DEFAULTS))
+    if unknown:
+        raise ValueError(f"{path} has unknown encoder options {unknown}; known: {sorted(ENCODER_OPTION_DEFAULTS)}")
+    return options
+
+
+def tokenize_texts(
+    tokenizer: Any, texts: Sequence[str], *, max_length: int, append_eos: bool, padding_side: str = "right"
+) -> dict[str, Any]:
+    """Padded `input_ids`/`attention_mask` tensors; with `append_eos` the EOS id is added after truncation,
+    so the last real token is always EOS however long the text (a last-token embedder reads it there)."""
+    import torch
+
+    eos_id = tokenizer.eos_token_id if append_eos else None
+    if append_eos and eos_id is None:
+        raise ValueError("append_eos needs a tokenizer with an eos token")
+    budget = max_length - 1 if eos_id is not None else max_length
+    rows = tokenizer(list(texts), truncation=True, max_length=budget)["input_ids"]
+    if eos_id is not None:
+        rows = [[*row, eos_id] for row in rows]
+    width = max((len(row) for row in rows), default=0)
+    ids = torch.full((len(rows), width), int(tokenizer.pad_token_id), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if padding_side == "left" else slice(0, len(row))
+        ids[i, span] = torch.tensor(row, dtype=torch.long)
+        mask[i, span] = 1
+    return {"input_ids": ids, "attention_mask": mask}
 
 
 def pool_hidden_states(hidden: Any, attention_mask: Any, pooling: str) -> Any:
@@ -333,6 +387,7 @@ def load_encoder(spec: str, **options: Any) -> SentenceTransformerEncoder | HFEn
 
 
 __all__ = [
+    "ENCODER_OPTIONS_FILE",
     "MINILM_SPEC",
     "POOLINGS",
     "Encoder",
@@ -345,5 +400,7 @@ __all__ = [
     "minilm_path",
     "parse_spec",
     "pool_hidden_states",
+    "read_saved_encoder_options",
     "tokenizable_text",
+    "tokenize_texts",
 ]

@@ -112,7 +112,7 @@ class SequenceClassificationReranker:
                 queries,
                 passages,
                 padding=True,
-                truncation="only_second",
+                truncation="longest_first",  # "only_second" fails when the query alone is too long
                 max_length=self.max_length,
                 return_tensors="pt",
             ).to(self.device)

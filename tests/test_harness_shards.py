@@ -38,6 +38,21 @@ def test_shards_partition_the_tasks_deterministically():
         EvalConfig("Search-v0", "procedural", "scripted:oracle", shard="3/3")
 
 
+@pytest.mark.parametrize(("limit", "samples", "shard"), [(10**23, 1, None), (3, 10**9, None), (2**31 - 1, 1, "5/1000")])
+def test_a_plan_too_large_for_memory_is_one_clear_error_before_any_list_is_built(limit, samples, shard):
+    """`--limit 1e23` on a procedural world (2^31 tasks) used to build the whole range and be
+    OOM-killed; the size is now checked on a lazy range first."""
+    import time
+
+    from toolgym.evals.harness import MAX_EPISODES_PER_RUN, EvalConfig
+
+    config = EvalConfig("Math-v0", "procedural", "scripted:oracle", limit=limit, samples=samples, shard=shard)
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=f"at most {MAX_EPISODES_PER_RUN:,}"):
+        task_plan(config, 2**31 - 1)
+    assert time.perf_counter() - started < 0.5
+
+
 def test_merged_shards_equal_a_single_run(tmp_path):
     single = run_eval(tmp_path / "single", OPTIONS, show_progress=False)
     shards = [tmp_path / f"shard{i}" for i in range(3)]

@@ -184,3 +184,12 @@ def test_envs_stepped_from_threads_share_the_verifier() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:  # "0.75" is not the gold string: math-verify decides
         rewards = list(pool.map(lambda env: env.step("\\boxed{0.75}")[1], envs))
     assert rewards == [1.0] * 8
+
+
+def test_an_unparsable_huge_gold_answer_is_logged_in_one_short_line(caplog) -> None:
+    """A task row's gold answer (user input, any size) is cut in the warning, not logged whole."""
+    env = MathEnv()
+    env.reset(options={"task": {"id": "m" * 10_000, "problem": "1+1?", "answer": "x" * 1_000_000}})
+    with caplog.at_level("WARNING", logger="toolgym.envs.math.env"):
+        env.step("<answer>2</answer>")
+    assert caplog.records and all(len(record.getMessage()) < 1_000 for record in caplog.records)

@@ -44,9 +44,57 @@ def test_folding_refuses_huge_results_before_computing_them(source):
     assert time.perf_counter() - started < 1.0
 
 
-@pytest.mark.parametrize("source", ["1/0", "n+1", "len('ab')+1", "'%s' % 1"])
+@pytest.mark.parametrize("source", ["1/0", "n+1", "len('ab')+1", "'%s %s' % 1", "'%d' % 'a'"])
 def test_arithmetic_that_fails_or_needs_names_or_calls_is_not_decoded(source):
-    assert official(f"[f(x={source})]").errors
+    parsed = official(f"[f(x={source})]")
+    assert parsed.errors and not parsed.refused_calls  # BFCL's eval fails on these too
+
+
+@pytest.mark.parametrize(
+    ("source", "value"),
+    [("'%d' % 5", "5"), ("'%s-%s' % ('a', 2)", "a-2"), ("'%(k)s' % {'k': 'v'}", "v"), ("'%5.1f' % 2.25", "  2.2")],
+)
+def test_percent_formatting_is_folded_as_bfcl_computes_it(source, value):
+    assert official(f"[f(x={source})]").tool_calls[0].arguments["x"] == value
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["'%999999999d' % 1", "'%*d' % (10**8, 1)", "'%s' % ([1] * 99999,)", "'%s%s' % ('x' * 99999, 'y' * 99999)"],
+)
+def test_percent_formatting_with_a_huge_result_is_refused_before_computing_it(source):
+    started = time.perf_counter()
+    parsed = official(f"[f(x={source})]")
+    assert parsed.errors and parsed.refused_calls
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "[f(x=1j)]",
+        "[f(x=b'raw')]",
+        "[f(x={(1, 2): 3})]",
+        "[f(x={1} | {2})]",
+        "[f(x='a' * 10**6)]",
+        "[f(x=" + "1" * 1001 + ")]",
+        "[f(x=" + "[" * 120 + "]" * 120 + ")]",
+        "[" + ", ".join(["f(x=1)"] * 65) + "]",
+    ],
+    ids=["complex", "bytes", "tuple-key", "set-arithmetic", "huge-repetition", "1001-digits", "depth-120", "65-calls"],
+)
+def test_a_turn_bfcl_decodes_but_toolgym_refuses_is_a_call_for_relevance(source):
+    """BFCL's decoder reads these turns (its checker then fails them); ToolGym runs no call, but an
+    irrelevance row must still see a call (BFCL: irrelevance_error:decoder_success) and a relevance row pass."""
+    from toolgym.envs.function_call.bfcl_checker import check_bfcl
+
+    parsed = PythonDialect("official").parse(source)
+    assert parsed.errors and parsed.tool_calls == [] and parsed.refused_calls
+    function = [{"name": "f", "parameters": {"type": "dict", "properties": {}}}]
+    irrelevance = check_bfcl("irrelevance", function, None, None, parsed.errors, parsed.refused_calls)
+    relevance = check_bfcl("live_relevance", function, None, None, parsed.errors, parsed.refused_calls)
+    assert (irrelevance.valid, irrelevance.error_type) == (False, "irrelevance_error:decoder_success")
+    assert relevance.valid
 
 
 def test_official_drops_positional_arguments_and_lenient_refuses_them():
@@ -89,6 +137,8 @@ def test_official_wraps_a_bare_call_and_reads_its_unusual_values_as_bfcl_does():
 @pytest.mark.parametrize("value", ["{1, 2}", "lambda: 1", "math.pi", "f'x'", "1 if a else 2", "b'x'", "1j"])
 def test_official_fails_on_value_syntax_bfcl_cannot_read_or_json_cannot_carry(value):
     assert official(f"[f(x={value})]").errors
+    # BFCL reads bytes and complex literals (its checker then fails them), not the other forms.
+    assert official(f"[f(x={value})]").refused_calls == (value in ("b'x'", "1j"))
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,24 @@ def test_in_process_native_calls_with_unencodable_arguments_are_invalid_actions(
         assert info["invalid_action"], name
 
 
+class _Unshowable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [int(HUGE_HEX, 16), _deep(100_000), _Unshowable(), ["search"], 7],
+    ids=["huge-int", "nested-1e5", "raising-repr", "list", "int"],
+)
+def test_a_tool_call_name_that_is_not_a_string_is_an_invalid_action(name: object) -> None:
+    """The error message names the bad value without `repr`-ing it (repr itself raises on these)."""
+    for label, env in _envs():
+        env.reset(seed=0)
+        _, info = _step_ok(env, {"role": "assistant", "tool_calls": [{"function": {"name": name, "arguments": {}}}]})
+        assert info["invalid_action"] and "non-empty string 'name'" in info["tool_error"], label
+
+
 @pytest.mark.parametrize("dialect", ["hermes", "python", "openai"])
 def test_every_dialect_refuses_huge_and_deep_values_at_parse_time(dialect: str) -> None:
     deep_json = "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5)

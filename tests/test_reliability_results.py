@@ -102,3 +102,33 @@ def test_an_eval_whose_rows_cannot_be_encoded_completes_and_resumes(tmp_path, mo
     assert all(r[ENCODING_PROBLEMS_FIELD] for r in rows)
     assert first.summary["accuracy"]["mean"] == 1.0  # the oracle's scores survive the safe form
     assert (first.played, again.played, again.skipped) == (5, 0, 5)
+
+
+RAISING_AGENTS = """
+class UnprintableError(Exception):
+    def __str__(self):
+        raise RuntimeError("no text form")
+
+
+def raises_huge_int(requests):
+    raise ValueError(1 << 20_000)  # str() of this exception raises: past the 4,300-digit limit
+
+
+def raises_unprintable(requests):
+    raise UnprintableError()
+"""
+
+
+@pytest.mark.parametrize("agent", ["raises_huge_int", "raises_unprintable"])
+def test_an_agent_exception_whose_message_cannot_be_shown_is_an_error_row(tmp_path, monkeypatch, agent) -> None:
+    folder = tmp_path / "agents_pkg"
+    folder.mkdir()
+    (folder / "raising_agents.py").write_text(RAISING_AGENTS)
+    monkeypatch.syspath_prepend(str(folder))
+    options = {"env": "Math-v0", "dataset": "procedural", "agent": f"py:raising_agents:{agent}", "limit": 2}
+
+    outcome = run_eval(tmp_path / "run", options, show_progress=False, concurrency=1)
+
+    rows = read_rows(tmp_path / "run" / RESULTS_FILE)
+    assert outcome.played == 2 and len(rows) == 2
+    assert all(row["error"]["stage"] == "agent" and "cannot be shown" in row["error"]["message"] for row in rows)

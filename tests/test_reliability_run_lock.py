@@ -15,6 +15,7 @@ import pytest
 from toolgym.evals import merge as merge_module
 from toolgym.evals.harness import run_eval
 from toolgym.evals.merge import merge_runs
+from toolgym.evals.rescore import rescore_run
 from toolgym.evals.results import RESULTS_FILE, RUN_FILE, RunDirError, read_rows
 from toolgym.evals.run_lock import LOCK_FILE, RunLockedError, run_lock
 
@@ -135,6 +136,38 @@ def test_merge_refuses_a_shard_that_is_being_written(tmp_path):
         holder.kill()
         holder.wait()
     assert merge_runs(shards, tmp_path / "merged").episodes == 4
+
+
+def test_every_writer_is_refused_while_another_process_holds_a_finished_run(tmp_path):
+    """Siblings of eval-vs-rescore: a second rescore, a resume and a merge reading the folder, and a
+    merge writing into it, each refused while another process (here a rescore stand-in) holds it."""
+    run = tmp_path / "run"
+    run_eval(
+        run, {"env": "Math-v0", "dataset": "procedural", "agent": "scripted:oracle", "limit": 2}, show_progress=False
+    )
+    before = (run / RESULTS_FILE).read_bytes()
+    holder = _start_holder(run)
+    try:
+        attempts = {
+            "rescore": lambda: rescore_run(run),
+            "resume": lambda: run_eval(run, {}, resume=True, show_progress=False),
+            "merge reading it": lambda: merge_runs([run], tmp_path / "merged"),
+            "merge into it": lambda: merge_runs([tmp_path / "elsewhere"], run),
+        }
+        for name, attempt in attempts.items():
+            with pytest.raises(RunLockedError, match=f"pid {holder.pid}"):
+                attempt()
+            assert (run / RESULTS_FILE).read_bytes() == before, name
+    finally:
+        holder.kill()
+        holder.wait()
+    assert rescore_run(run).episodes == 2
+
+
+def test_rescoring_a_missing_folder_is_a_clear_error_and_creates_nothing(tmp_path):
+    with pytest.raises(RunDirError, match="does not exist"):
+        rescore_run(tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()
 
 
 def test_a_merge_killed_between_results_and_run_json_is_finished_by_rerunning_it(tmp_path, monkeypatch):

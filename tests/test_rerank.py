@@ -115,3 +115,10 @@ def test_lone_surrogates_in_queries_and_passages_are_scored(reranker):
     """HF tokenizers refuse lone surrogates; the reranker scores them as U+FFFD instead of raising."""
     scores = reranker.score([("\ud800 river", "a river\udfff"), ("\ufffd river", "a river\ufffd")])
     assert scores[0] == pytest.approx(scores[1], abs=1e-6)
+
+
+def test_a_query_longer_than_max_length_is_truncated_not_an_error(cross_encoder_dir):
+    """Truncating only the passage fails when the query alone fills max_length; both sides are cut instead."""
+    reranker = load_reranker(f"hf:{cross_encoder_dir}", device="cpu", max_length=16)
+    scores = reranker.score([(" ".join(["question"] * 40), "a short passage"), ("short", "passage")])
+    assert scores.shape == (2,) and np.isfinite(scores).all()

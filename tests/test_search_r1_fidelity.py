@@ -64,6 +64,35 @@ def test_the_action_is_the_first_block_of_the_cut_response(response, search, ans
     assert parsed.answer == answer
 
 
+@pytest.mark.parametrize(
+    ("response", "search", "answer"),
+    [
+        ("<search><answer>x</answer></search>", "<answer>x</answer>", None),  # nested: the outer block
+        ("<answer><search>q</search></answer>", "q", None),  # the cut drops </answer>
+        ("<search>a<search>b</search>", "a<search>b", None),  # the first opening to its first closing
+        ("</search><search>q</search>", None, None),  # cut before the block: nothing to read
+        ("<search>q</answer>", None, None),  # unclosed: invalid, not a search
+        ("<Search>q</Search> <ANSWER>x</ANSWER>", None, None),  # tags are case-sensitive
+        ("< search>q</search>", None, None),
+        ("<search >q</search >", None, None),
+        ("<search>\n\t q \u00a0</search>", "q", None),  # str.strip, as Search-R1's .strip()
+        ("<search></search>", "", None),  # an empty query is still a search in Search-R1
+        ("<answer>   </answer>", None, ""),
+        ("x" * 250_000 + "<search>far</search>", "far", None),  # however long the response
+        ("<answer>" * 100_000 + "<search>q</search>", "q", None),
+    ],
+    ids=lambda value: value[:40] if isinstance(value, str) else value,
+)
+def test_sibling_tag_layouts_read_as_search_r1s_regex_reads_them(response, search, answer):
+    """Expected values are what Search-R1's `_postprocess_responses` cut followed by
+    ``re.search(r"<(search|answer)>(.*?)</\\1>", text, re.DOTALL)`` and ``.strip()`` give."""
+    parsed = get_dialect("search_r1").parse(response)
+    assert [c.arguments["query"] for c in parsed.tool_calls] == ([] if search is None else [search])
+    assert parsed.answer == answer
+    if search is None and answer is None:
+        assert parsed.errors
+
+
 def test_an_answer_wrapping_a_search_searches_in_the_env():
     env, retriever = _env()
     observation, _, terminated, _, _ = env.step("<answer>open <search>anthem</search> </answer>")

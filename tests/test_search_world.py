@@ -83,3 +83,13 @@ def test_bad_knobs_are_refused():
         World(WorldConfig(n_entities=5))
     with pytest.raises(ValueError, match="hops"):
         get_world(WorldConfig()).question_row(0, hops=3)
+
+
+@pytest.mark.parametrize(("n_entities", "n_distractors"), [(20, 600), (200, 800)])
+def test_every_world_within_the_bounds_builds_even_when_look_alike_names_run_out(n_entities, n_distractors):
+    """Many distractors of few entities exhaust a city stem's ten look-alike names; the world
+    still builds (the distractor takes a fresh name) instead of raising at reset."""
+    world = World(WorldConfig(seed=1, n_entities=n_entities, n_distractors=n_distractors))
+    names = [entity.name.lower() for entity in world.entities.values()]
+    assert len(names) == len(set(names))
+    assert sum(entity.distractor for entity in world.entities.values()) == n_distractors

@@ -8,6 +8,7 @@ of that format by deleting or replacing one field.
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
@@ -394,3 +395,38 @@ def test_mutated_rows_are_refused_at_reset_or_play_without_raising(env_id, base)
             except EpisodeError:  # the episode ended before the script did
                 break
     assert played > 0  # the sweep also reached steps, not only refusals
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: SearchEnv(n_entities=20, max_turns=float("inf")), "max_turns must be an integer, got float inf"),
+        (lambda: SearchEnv(n_entities=20, top_k=2.5), "top_k must be an integer"),
+        (lambda: SearchEnv(n_entities=20, max_obs_chars=[1]), "max_obs_chars must be an integer, got a list"),
+        (lambda: SearchEnv(n_entities=20, retriever="nope"), "unknown retriever backend 'nope'"),
+        (lambda: MathEnv(max_turns=10**5000), None),  # a huge int is a valid (if odd) count
+        (lambda: MathEnv(max_turns="3"), "max_turns must be an integer, got str '3'"),
+        (lambda: MathEnv(verify_timeout_s=float("nan")), "verify_timeout_s must be positive and finite"),
+        (lambda: MathEnv(verify_timeout_s="5"), "verify_timeout_s must be a number"),
+        (lambda: FunctionCallEnv(max_turns=True), "max_turns must be an integer"),
+    ],
+    ids=[
+        "inf-turns",
+        "float-k",
+        "list-chars",
+        "unknown-backend",
+        "huge-turns",
+        "str-turns",
+        "nan-timeout",
+        "str-timeout",
+        "bool-turns",
+    ],
+)
+def test_constructor_counts_of_the_wrong_type_are_one_clear_error(make, message) -> None:
+    """Range checks alone let `max_turns=1e999` (infinity, from a command line) run forever and a
+    list fail with a bare comparison error; an unknown backend used to fail once per episode."""
+    if message is None:
+        make().close()
+        return
+    with pytest.raises((TypeError, ValueError), match=re.escape(message)):
+        make()

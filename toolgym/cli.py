@@ -29,6 +29,7 @@ examples:
   toolgym serve model --agent hf:models/tiny-qwen        # OpenAI /v1/chat/completions on 127.0.0.1:8001
   toolgym train --config configs/search_tiny.yaml total_steps=20   # GRPO; metrics in runs/…/metrics.jsonl
   toolgym plot runs/search-tiny                           # reward and length curves to PNG
+  toolgym train-retriever --help                          train the LLM embedder or the Gumbel reranker
 """
 
 
@@ -74,6 +75,7 @@ def _add_area_commands(commands: argparse._SubParsersAction) -> None:
     from toolgym.agents.cli import add_serve_model_command
     from toolgym.evals.cli import add_compare_command, add_eval_command
     from toolgym.evals.retrieval_cli import add_eval_retrieval_command
+    from toolgym.evals.retriever_training_cli import add_train_retriever_command
     from toolgym.retrievers.cli import add_index_command
     from toolgym.retrievers.serve_cli import add_serve_retriever_command
     from toolgym.trainers.cli import add_plot_command, add_train_command
@@ -83,6 +85,7 @@ def _add_area_commands(commands: argparse._SubParsersAction) -> None:
     add_index_command(commands)
     add_train_command(commands)
     add_plot_command(commands)
+    add_train_retriever_command(commands)
     serve = commands.add_parser(
         "serve",
         help="serve a retriever (Search-R1 protocol) or a model (OpenAI chat completions) over HTTP",

@@ -38,6 +38,7 @@ def _refuse_unfit_arguments(parsed: ParsedTurn) -> None:
     problems = [(call, argument_problem(call.arguments)) for call in parsed.tool_calls]
     if any(problem for _, problem in problems):
         parsed.tool_calls = [call for call, problem in problems if not problem]
+        parsed.refused_calls = True
         parsed.errors.extend(f"arguments of {call.name!r:.80} {problem}" for call, problem in problems if problem)
 
 

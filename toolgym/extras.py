@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-EXTRAS: tuple[str, ...] = ("hf", "retrieval", "serve", "openai", "plots", "gpu")
+EXTRAS: tuple[str, ...] = ("hf", "retrieval", "serve", "openai", "plots", "gpu", "train")
 """The optional-dependency groups of pyproject.toml."""
 
 EXTRA_NOTES: dict[str, str] = {

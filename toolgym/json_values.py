@@ -124,6 +124,22 @@ def _safe(value: Any, path: str, depth: int, problems: list[str], replace_surrog
     return _marker(f"a {type(value).__name__} value", path, problems)
 
 
+def brief(value: Any, limit: int = 80) -> str:
+    """A short description of a model-supplied value for an error message; never raises.
+
+    ``f"{value!r:.80}"`` is not safe on model output: ``repr`` of an integer past 4,300 digits
+    raises, a value nested 10^5 deep exhausts the stack, and an object's ``__repr__`` may raise.
+    Strings and small scalars read as their (cut) repr, anything else by its type.
+    """
+    if isinstance(value, str):
+        return repr(value[:limit])[: limit + 2]
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return f"an integer of {value.bit_length()} bits" if _too_long(value) else repr(int(value))[:limit]
+    return f"a {type(value).__name__} value"
+
+
 def _too_long(value: int) -> bool:
     return value.bit_length() >= _INT_LIMIT_BITS and abs(value) >= _INT_LIMIT
 

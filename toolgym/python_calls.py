@@ -20,9 +20,12 @@ Two readings, both built on :func:`ast.parse` and never on ``eval``:
 
 Deliberate deviations from BFCL in ``"official"`` (rare, each documented in the README): BFCL
 ``eval``s arithmetic, so arithmetic that calls functions or reads names succeeds there and fails
-here; values JSON cannot carry (bytes, complex numbers, tuple dict keys, sets made by arithmetic,
-integers past the fold bound) fail decoding here, where BFCL reports a type error (same verdict,
-except that on (ir)relevance rows the turn counts as no call); sources over ``MAX_CALL_CHARS`` fail.
+here (``%``-formatting of literals is folded, with its result size bounded first). A turn BFCL
+decodes but ToolGym refuses (values JSON cannot carry: bytes, complex numbers, tuple dict keys,
+sets made by arithmetic; values past the fold or argument bounds; more than `MAX_CALLS_PER_TURN`
+calls) is still decoded to its end and marked `ParsedTurn.refused_calls`: no call runs, the AST
+categories fail it (BFCL's type or count check does too), and (ir)relevance rows count it as a
+call, as BFCL does. Sources over ``MAX_CALL_CHARS`` are not decoded at all.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ _EMPTY_LIST_RE = re.compile(r"^\[\s*\]$")
 
 class _Undecodable(Exception):
     """A value (or a whole turn) the decoder cannot read; the message says why."""
+
+
+class _Refused(_Undecodable):
+    """A value BFCL's decoder reads but ToolGym refuses: past a size bound, or with no JSON form."""
 
 
 def parse_python_calls(text: str, decoding: str = "lenient") -> ParsedTurn:
@@ -86,15 +93,20 @@ def _parse_official(text: str) -> ParsedTurn:
             nodes = list(body.elts)
         else:
             raise _Undecodable(f"expected a list of calls, got {type(body).__name__}")
-        if len(nodes) > MAX_CALLS_PER_TURN:
-            raise _Undecodable(f"{len(nodes)} calls; the limit is {MAX_CALLS_PER_TURN}")
+        refusals: list[str] = []  # BFCL decodes past these; the turn is still decoded to the end
         calls = []
         for node in nodes:
             if not isinstance(node, ast.Call):
                 raise _Undecodable(f"expected a function call, got {type(node).__name__}")
-            calls.append(_official_call(node))
+            calls.append(_official_call(node, refusals))
+        if len(nodes) > MAX_CALLS_PER_TURN:
+            refusals.append(f"{len(nodes)} calls; the limit is {MAX_CALLS_PER_TURN}")
     except (_Undecodable, SyntaxError, ValueError, TypeError, ArithmeticError, RecursionError, MemoryError) as exc:
         parsed.errors.append(f"BFCL cannot decode the turn: {type(exc).__name__}: {exc}"[:300])
+        return parsed
+    if refusals:  # decoded, but no call runs; BFCL's relevance checks still see a call
+        parsed.errors.append(f"BFCL decodes the turn, but ToolGym refuses it: {refusals[0]}"[:300])
+        parsed.refused_calls = True
         return parsed
     parsed.tool_calls = calls
     parsed.empty_call_list = not calls
@@ -112,15 +124,22 @@ def _official_name(func: ast.expr) -> str:
     return ".".join(reversed(parts))
 
 
-def _official_call(node: ast.Call) -> ToolCall:
+def _official_call(node: ast.Call, refusals: list[str]) -> ToolCall:
+    """BFCL's `resolve_ast_call`; a value BFCL reads but ToolGym refuses is listed in `refusals`
+    (and stands as None) so the rest of the turn is still decoded as BFCL would."""
     arguments: dict[str, Any] = {}
     for keyword in node.keywords:  # positional arguments are dropped, as in BFCL
         # BFCL keys a `**mapping` argument by None; "**" keeps it a string and still not a parameter.
-        arguments[keyword.arg if keyword.arg is not None else "**"] = checked_value(_official_value(keyword.value))
+        try:
+            value = checked_value(_official_value(keyword.value, refusals))
+        except _Refused as exc:
+            refusals.append(f"argument {keyword.arg!r}: {exc}")
+            value = None
+        arguments[keyword.arg if keyword.arg is not None else "**"] = value
     return ToolCall(name=_official_name(node.func), arguments=arguments)
 
 
-def _official_value(node: ast.expr) -> Any:
+def _official_value(node: ast.expr, refusals: list[str]) -> Any:
     """BFCL's `resolve_ast_by_type`, case by case, with arithmetic folded instead of `eval`ed."""
     if isinstance(node, ast.Constant):
         return "..." if node.value is Ellipsis else node.value
@@ -129,19 +148,22 @@ def _official_value(node: ast.expr) -> Any:
             raise _Undecodable(f"unary {type(node.op).__name__} of a {type(node.operand).__name__}")
         return -node.operand.value
     if isinstance(node, ast.List):
-        return [_official_value(item) for item in node.elts]
+        return [_official_value(item, refusals) for item in node.elts]
     if isinstance(node, ast.Tuple):
-        return tuple(_official_value(item) for item in node.elts)
+        return tuple(_official_value(item, refusals) for item in node.elts)
     if isinstance(node, ast.Dict):
         if any(key is None for key in node.keys):
             raise _Undecodable("a ** entry in a dict")
-        return {_official_value(k): _official_value(v) for k, v in zip(node.keys, node.values)}  # type: ignore[arg-type]
+        return {
+            _official_value(k, refusals): _official_value(v, refusals)  # type: ignore[arg-type]
+            for k, v in zip(node.keys, node.values)
+        }
     if isinstance(node, ast.BinOp):
         return fold_literal_arithmetic(node)
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Call):
-        return ast.unparse(node) if not node.keywords else _official_call(node).as_bfcl_dict()
+        return ast.unparse(node) if not node.keywords else _official_call(node, refusals).as_bfcl_dict()
     if isinstance(node, ast.Subscript):
         return f"{ast.unparse(node.value)}[{ast.unparse(node.slice)}]"
     raise _Undecodable(f"unsupported value syntax {type(node).__name__}")
@@ -273,12 +295,14 @@ def fold_literal_arithmetic(node: ast.expr) -> Any:
     """
     if isinstance(node, ast.Constant):
         if isinstance(node.value, int) and node.value.bit_length() > MAX_FOLDED_INT_BITS:
-            raise _Undecodable(f"an integer over {MAX_FOLDED_INT_BITS} bits")
+            raise _Refused(f"an integer over {MAX_FOLDED_INT_BITS} bits")
         return node.value
     if isinstance(node, ast.List):
         return [fold_literal_arithmetic(item) for item in node.elts]
     if isinstance(node, ast.Tuple):
         return tuple(fold_literal_arithmetic(item) for item in node.elts)
+    if isinstance(node, ast.Set):
+        return {fold_literal_arithmetic(item) for item in node.elts}
     if isinstance(node, ast.Dict) and all(key is not None for key in node.keys):
         return {fold_literal_arithmetic(k): fold_literal_arithmetic(v) for k, v in zip(node.keys, node.values)}  # type: ignore[arg-type]
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
@@ -300,30 +324,62 @@ def _refuse_huge(op: type[ast.operator], left: Any, right: Any) -> None:
         right > MAX_FOLDED_INT_BITS or _int_bits(left) * right > MAX_FOLDED_INT_BITS + 64
     )
     if op is ast.Pow and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and big_power:
-        raise _Undecodable(f"a power over {MAX_FOLDED_INT_BITS} bits")
+        raise _Refused(f"a power over {MAX_FOLDED_INT_BITS} bits")
     if op is ast.LShift and isinstance(left, int) and isinstance(right, int) and left and right > MAX_FOLDED_INT_BITS:
-        raise _Undecodable(f"a shift over {MAX_FOLDED_INT_BITS} bits")
+        raise _Refused(f"a shift over {MAX_FOLDED_INT_BITS} bits")
     if op is ast.Mult:
         for sequence, count in ((left, right), (right, left)):
             sized = isinstance(sequence, (str, bytes, list, tuple)) and isinstance(count, int)
             if sized and len(sequence) * max(count, 0) > MAX_FOLDED_LENGTH:
-                raise _Undecodable(f"a repetition over {MAX_FOLDED_LENGTH} items")
+                raise _Refused(f"a repetition over {MAX_FOLDED_LENGTH} items")
     if op is ast.Mod and isinstance(left, (str, bytes)):
-        raise _Undecodable("%-formatting is not arithmetic")
+        _refuse_huge_format(left, right)
+
+
+_FORMAT_FIELD_RE = re.compile(rb"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _refuse_huge_format(template: str | bytes, arguments: Any) -> None:
+    """%-formatting (``'%d' % 5``, which BFCL computes) is folded only when its result stays small:
+    widths and precisions are read from the template, and every argument must be a scalar whose
+    text size is known without formatting it (a container's repr could be any size)."""
+    raw = template.encode("utf-8", "surrogatepass") if isinstance(template, str) else template
+    size = len(raw)
+    for width, precision in _FORMAT_FIELD_RE.findall(raw):
+        for number in (width, precision):
+            if number == b"*":
+                raise _Refused("a %-format width taken from the arguments")
+            size += int(number) if number and len(number) < 9 else 0 if not number else MAX_FOLDED_LENGTH + 1
+    values = (
+        arguments.values()
+        if isinstance(arguments, dict)
+        else arguments
+        if isinstance(arguments, tuple)
+        else [arguments]
+    )
+    for value in values:
+        if isinstance(value, (str, bytes)):
+            size += len(value)
+        elif isinstance(value, (int, float)) or value is None:  # ints are fold-bounded; floats < 1e309
+            size += 320 + _int_bits(value) // 3
+        else:
+            raise _Refused(f"%-formatting of a {type(value).__name__}")
+    if size > MAX_FOLDED_LENGTH:
+        raise _Refused(f"a %-formatted result over {MAX_FOLDED_LENGTH} characters")
 
 
 def _bounded(value: Any) -> Any:
     if isinstance(value, int) and value.bit_length() > MAX_FOLDED_INT_BITS:
-        raise _Undecodable(f"a result over {MAX_FOLDED_INT_BITS} bits")
-    if isinstance(value, (str, bytes, list, tuple)) and len(value) > MAX_FOLDED_LENGTH:
-        raise _Undecodable(f"a result over {MAX_FOLDED_LENGTH} items")
+        raise _Refused(f"a result over {MAX_FOLDED_INT_BITS} bits")
+    if isinstance(value, (str, bytes, list, tuple, set, dict)) and len(value) > MAX_FOLDED_LENGTH:
+        raise _Refused(f"a result over {MAX_FOLDED_LENGTH} items")
     return value
 
 
 # --- values JSON can carry ------------------------------------------------------------------------
 
 
-class _NotJson(_Undecodable):
+class _NotJson(_Refused):
     """A Python value with no JSON counterpart (bytes, complex, Ellipsis, a set, a tuple dict key)."""
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from toolgym.messages import content_text
 
-from .json_values import argument_problem
+from .json_values import argument_problem, brief
 
 ToolFormat = Literal["search_r1", "hermes", "python", "openai"]
 TOOL_FORMATS: tuple[str, ...] = ("search_r1", "hermes", "python", "openai")
@@ -61,6 +61,10 @@ class ParsedTurn:
     errors: list[str] = field(default_factory=list)
     empty_call_list: bool = False
     """The turn is an explicit empty call list (``[]`` in the python dialect): decoded, zero calls."""
+    refused_calls: bool = False
+    """The turn holds calls the dialect decoded but refused (values past ToolGym's size bounds or with
+    no JSON form, more calls than the per-turn cap): no call runs, but BFCL's decoder reads such a
+    turn, so its (ir)relevance checks count it as a call."""
 
 
 def turn_text(action: Any) -> str:
@@ -97,9 +101,12 @@ def search_r1_cut(text: str) -> str:
 
 def parse_search_r1(text: str) -> ParsedTurn:
     """Search-R1's `postprocess_predictions` on the cut response: the first complete ``<search>`` or
-    ``<answer>`` block (``re.search(r"<(search|answer)>(.*?)</\\1>")``) is the action."""
+    ``<answer>`` block (``re.search(r"<(search|answer)>(.*?)</\\1>")``) is the action.
+
+    The whole response is scanned, however long, as Search-R1 does: each tag's closing is searched
+    for at most once after its first unclosed opening, so the scan stays linear in the text."""
     text = search_r1_cut(text)
-    scanned = text[:MAX_PARSE_CHARS]
+    scanned = text
     unclosable: set[str] = set()
     for opening in _SR1_OPEN_RE.finditer(scanned):
         tag = opening.group(1)
@@ -160,19 +167,19 @@ def _call_from_json(body: str) -> tuple[ToolCall | None, str]:
 
 def _call_from_fields(name: Any, arguments: Any, call_id: Any) -> tuple[ToolCall | None, str]:
     if not isinstance(name, str) or not name.strip():
-        return None, f"tool call needs a non-empty string 'name', got {name!r:.80}"
+        return None, f"tool call needs a non-empty string 'name', got {brief(name)}"
     if isinstance(arguments, str):  # double-encoded JSON is common; decode once more
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except (ValueError, RecursionError) as exc:  # ValueError also covers integers past 4300 digits
-            return None, f"arguments of {name!r:.80} are not valid JSON: {exc}"[:300]
+            return None, f"arguments of {brief(name)} are not valid JSON: {exc}"[:300]
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
-        return None, f"arguments of {name!r:.80} must be a JSON object, got {type(arguments).__name__}"
+        return None, f"arguments of {brief(name)} must be a JSON object, got {type(arguments).__name__}"
     problem = argument_problem(arguments)
     if problem:
-        return None, f"arguments of {name!r:.80} {problem}"
+        return None, f"arguments of {brief(name)} {problem}"
     return ToolCall(name=name.strip(), arguments=arguments, id=call_id if isinstance(call_id, str) else None), ""
 
 

@@ -65,15 +65,18 @@ def check_bfcl(
     ground_truth: list[dict[str, Any]] | None,
     calls: list[Call] | None,
     decode_errors: list[str] | tuple[str, ...] = (),
+    refused_calls: bool = False,
 ) -> CheckResult:
     """Score one single-turn answer, as BFCL's eval runner does after decoding.
 
     `calls` are the decoded (name, arguments) pairs, `[]` for an answer that decoded to an empty
     call list (BFCL then reports `*:wrong_count`), or None when the turn did not decode; any
     decode error also means it did not (BFCL's decoder fails on the whole output).
+    `refused_calls` marks a turn BFCL decodes but ToolGym refused (`ParsedTurn.refused_calls`):
+    it fails the AST categories, and counts as a call in the (ir)relevance ones, as in BFCL.
     """
     decoded = calls is not None and not decode_errors
-    has_calls = decoded and bool(calls)
+    has_calls = (decoded and bool(calls)) or refused_calls
     if "irrelevance" in category:
         if has_calls:
             return CheckResult(False, "irrelevance_error:decoder_success", "made a call where none was expected")

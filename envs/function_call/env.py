@@ -172,7 +172,14 @@ class FunctionCallEnv(ChatEnv[BfclTask | WorldTask]):
         decoded = not parsed.errors and (bool(parsed.tool_calls) or parsed.empty_call_list)
         calls = [(task.name_map.get(c.name, c.name), c.arguments) for c in parsed.tool_calls] if decoded else None
         try:
-            result = check_bfcl(task.category, task.row["function"], task.row.get("ground_truth"), calls, parsed.errors)
+            result = check_bfcl(
+                task.category,
+                task.row["function"],
+                task.row.get("ground_truth"),
+                calls,
+                parsed.errors,
+                refused_calls=parsed.refused_calls,
+            )
         except RecursionError:
             result = None
         valid = bool(result and result.valid)

@@ -10,6 +10,7 @@ by `MathVerifier` (math-verify in a killable worker process), gold first.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from toolgym.envs.base import ChatEnv, TurnResult
@@ -77,8 +78,10 @@ class MathEnv(ChatEnv[MathTask]):
     ):
         if tools not in (False, None, True, "calculator"):
             raise ValueError(f"tools must be False, True or 'calculator', got {tools!r}")
-        if verify_timeout_s <= 0:
-            raise ValueError(f"verify_timeout_s must be positive, got {verify_timeout_s}")
+        if isinstance(verify_timeout_s, bool) or not isinstance(verify_timeout_s, (int, float)):
+            raise TypeError(f"verify_timeout_s must be a number of seconds, got {type(verify_timeout_s).__name__}")
+        if not 0 < verify_timeout_s < math.inf:  # NaN fails this too
+            raise ValueError(f"verify_timeout_s must be positive and finite, got {verify_timeout_s}")
         self.tools_enabled = tools in (True, "calculator")
         if dataset == "procedural":
             tasks, self.source = procedural_tasks(difficulty), "procedural"
@@ -182,7 +185,9 @@ class MathEnv(ChatEnv[MathTask]):
             verifier = self.verifier if self.verifier is not None else shared_verifier()
             result = verifier.verify(task.answer, answer.text, timeout_s=self.verify_timeout_s)
             if not result.gold_parsed:
-                logger.warning("gold answer of %s could not be parsed (%r): %s", task.id, task.answer, result.error)
+                logger.warning(
+                    "gold answer of %.100s could not be parsed (%.200r): %.300s", task.id, task.answer, result.error
+                )
         correct = bool(result and result.correct)
         metrics = {
             "correct": correct,

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from toolgym.envs.base import ChatEnv, TurnResult
+from toolgym.envs.base import ChatEnv, TurnResult, check_count
 from toolgym.envs.observation_limits import DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from toolgym.envs.rows import TaskRowError
 from toolgym.envs.tasks import ProceduralTasks
@@ -122,20 +122,25 @@ class SearchEnv(ChatEnv[SearchTask]):
         max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
         max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
     ):
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
-        if max_obs_chars is not None and max_obs_chars < 1:
-            raise ValueError(f"max_obs_chars must be positive or None, got {max_obs_chars}")
+        check_count("top_k", top_k)
+        if max_obs_chars is not None:
+            check_count("max_obs_chars", max_obs_chars)
         if prompt_template is not None and "{question}" not in prompt_template:
             raise ValueError(f"prompt_template must contain '{{question}}', got {prompt_template!r}")
         if turn_budget not in TURN_BUDGETS:
             raise ValueError(f"turn_budget must be one of {TURN_BUDGETS}, got {turn_budget!r}")
-        if max_turns < 1:
-            raise ValueError(f"max_turns must be at least 1, got {max_turns}")
+        check_count("max_turns", max_turns)
         if reward_metric not in REWARD_METRICS:
             raise ValueError(f"reward_metric must be one of {REWARD_METRICS}, got {reward_metric!r}")
         if not isinstance(retriever, str) and not callable(getattr(retriever, "search", None)):
             raise TypeError(f"retriever must be a backend name or an object with search(queries, k), got {retriever!r}")
+        if isinstance(retriever, str):
+            from toolgym.retrievers import BACKENDS
+
+            if retriever not in BACKENDS:  # fail here, not once per episode at reset
+                raise ValueError(
+                    f"unknown retriever backend {retriever!r}; expected one of {BACKENDS} or a Retriever object"
+                )
         self.dataset_spec = dataset if isinstance(dataset, str) else "<rows>"
         self.procedural = dataset == "procedural"
         self.world_config = WorldConfig(world_seed, n_entities, n_distractors, paragraphs_per_entity)

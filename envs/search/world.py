@@ -109,6 +109,10 @@ MAX_PARAGRAPHS_PER_ENTITY = 16
 MAX_SEED = 2**63 - 1
 
 
+class _NamesExhausted(RuntimeError):
+    """No unused name could be drawn for an entity."""
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """What fixes a world: its seed, size and how many look-alike distractor entities it holds."""
@@ -156,6 +160,7 @@ class World:
         self.config = config
         self.rng = random.Random(f"toolgym-world-{config.seed}")
         self._used_names: set[str] = set()
+        self._exhausted: set[str] = set()  # entities whose look-alike names are all taken
         self.entities: dict[str, Entity] = {}
         self._build_entities()
         self.documents: list[Document] = []
@@ -174,7 +179,7 @@ class World:
             if name.lower() not in self._used_names:
                 self._used_names.add(name.lower())
                 return name
-        raise RuntimeError("could not draw a unique name; the syllable inventory is exhausted")
+        raise _NamesExhausted("could not draw a unique name; the syllable inventory is exhausted")
 
     def _name(self, kind: str, like: Entity | None = None) -> str:
         rng = self.rng
@@ -195,7 +200,18 @@ class World:
 
     def _add(self, kind: str, like: Entity | None = None) -> Entity:
         index = sum(1 for e in self.entities.values() if e.kind == kind)
-        entity = Entity(f"{kind}-{index:04d}", kind, self._name(kind, like), distractor=like is not None)
+        try:
+            if like is not None and like.entity_id in self._exhausted:
+                raise _NamesExhausted(like.entity_id)
+            name = self._name(kind, like)
+        except _NamesExhausted:
+            if like is None:
+                raise
+            # Every look-alike of `like` is taken (a city stem has ten suffixes): a fresh name keeps
+            # every in-bounds config buildable. Worlds that never get here are unchanged.
+            self._exhausted.add(like.entity_id)
+            name = self._name(kind)
+        entity = Entity(f"{kind}-{index:04d}", kind, name, distractor=like is not None)
         if kind == "river":
             entity.aliases = [entity.name.removesuffix(" River")]
         if kind == "company":

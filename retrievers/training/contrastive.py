@@ -1,0 +1,140 @@
+"""Stage II of arXiv 2509.03020: contrastive training of the EOS embedder (llm2vec's supervised recipe).
+
+InfoNCE over cosine similarities scaled by s = 50 (temperature 0.02):
+
+    L = - mean_i log  exp(s · cos(q_i, d_i^+)) / Σ_{d ∈ D} exp(s · cos(q_i, d))
+
+where the candidate set D holds every positive and every hard negative of the batch (in-batch
+plus hard negatives), gathered across ranks when torch.distributed is initialized, so each query
+competes with the whole global batch. Batches come from one source dataset at a time. LoRA
+(r = 16, α = 32, dropout 0.05 on all attention and MLP projections, the paper's Stage II setting)
+is an option through `peft`; the adapters are merged before saving so the folder stays a plain
+HF model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .embedder import LLMEmbedder
+from .loop import run_steps, shard_for_rank, world_size
+from .records import TrainingRecord, source_batches
+
+logger = logging.getLogger(__name__)
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class StageIIConfig:
+    """Stage II hyper-parameters (official Stage II config where known)."""
+
+    scale: float = 50.0
+    """s in exp(s · cos): llm2vec's HardNegativeNLLLoss scale (temperature 1/50)."""
+    steps: int = 1000
+    batch_size: int = 128
+    """Queries per step per rank, from one source dataset (paper: 1024 global)."""
+    hard_negatives: int = 1
+    """Hard negatives per query taken from each record (0 = in-batch negatives only)."""
+    learning_rate: float = 2e-4
+    """The paper's LoRA learning rate; use ~2e-5 for full fine-tuning."""
+    warmup_steps: int = 300
+    lora: bool = True
+    """Train LoRA adapters (peft) instead of every weight."""
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = field(default=LORA_TARGETS)
+    seed: int = 42
+    show_progress: bool = True
+
+
+def gather_with_grad(tensor: Any) -> Any:
+    """All ranks' rows concatenated (this rank's keep their gradient); the tensor itself when not distributed."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    from torch.distributed.nn.functional import all_gather
+
+    return __import__("torch").cat(all_gather(tensor), dim=0)
+
+
+def info_nce_loss(query: Any, positive: Any, negatives: Any | None, scale: float) -> Any:
+    """InfoNCE of normalized query rows against all positives (+ hard negatives) of the global batch."""
+    import torch
+
+    queries = gather_with_grad(query)
+    candidates = gather_with_grad(positive)
+    if negatives is not None and negatives.numel():
+        candidates = torch.cat([candidates, gather_with_grad(negatives)], dim=0)
+    scores = scale * queries @ candidates.T  # cosine · s; rows are unit vectors
+    labels = torch.arange(queries.shape[0], device=scores.device)  # query i's positive is candidate i
+    return torch.nn.functional.cross_entropy(scores, labels)
+
+
+def contrastive_loss(embedder: LLMEmbedder, batch: Sequence[TrainingRecord], config: StageIIConfig) -> Any:
+    """InfoNCE on one batch: q_i vs d_i^+ among every positive and hard negative."""
+    query = embedder.embed([r.query for r in batch], is_query=True)
+    positive = embedder.embed([r.positive for r in batch], is_query=False)
+    negative_texts = [n for r in batch for n in r.negatives[: config.hard_negatives]]
+    negatives = embedder.embed(negative_texts, is_query=False) if negative_texts else None
+    return info_nce_loss(query, positive, negatives, config.scale)
+
+
+def add_lora(embedder: LLMEmbedder, config: StageIIConfig) -> None:
+    """Wrap the embedder's LM in peft LoRA adapters on the projections it has."""
+    from toolgym.extras import require
+
+    peft = require("peft", "train", "LoRA in Stage II (or set lora=False)")
+    LoraConfig, get_peft_model = peft.LoraConfig, peft.get_peft_model
+    names = {name.rsplit(".", 1)[-1] for name, _ in embedder.model.named_modules()}
+    targets = [t for t in config.lora_targets if t in names]
+    if not targets:
+        raise ValueError(f"none of the LoRA targets {config.lora_targets} is a module of this model; set lora_targets")
+    lora = LoraConfig(
+        r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets
+    )
+    embedder.model = get_peft_model(embedder.model, lora)
+
+
+def train_stage_two(embedder: LLMEmbedder, records: Sequence[TrainingRecord], config: StageIIConfig) -> list[float]:
+    """Contrastive training (LoRA or full); returns the per-step losses. LoRA stays unmerged until save."""
+    import torch
+
+    torch.manual_seed(config.seed)
+    short = [r for r in records if len(r.negatives) < config.hard_negatives]
+    if world_size() > 1 and short:
+        # all_gather needs the same number of negatives on every rank
+        raise ValueError(
+            f"{len(short)} records have fewer than hard_negatives={config.hard_negatives} negatives; under "
+            "torch.distributed every record needs that many (lower hard_negatives or mine more)"
+        )
+    if config.lora:
+        add_lora(embedder, config)
+    embedder.model.train()
+    global_size = config.batch_size * world_size()  # every rank holds batch_size rows of one global batch
+    global_batches = list(
+        source_batches(
+            records, global_size, seed=config.seed, drop_last=world_size() > 1 or len(records) >= global_size
+        )
+    )
+    batches = shard_for_rank(global_batches, config.batch_size)
+    losses = run_steps(
+        embedder.model.parameters(),
+        batches,
+        lambda batch: contrastive_loss(embedder, batch, config),
+        steps=config.steps,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        description="Stage II (InfoNCE)",
+        show_progress=config.show_progress,
+    )
+    embedder.model.eval()
+    return losses
+
+
+__all__ = ["StageIIConfig", "add_lora", "contrastive_loss", "gather_with_grad", "info_nce_loss", "train_stage_two"]
