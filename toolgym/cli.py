@@ -27,6 +27,8 @@ examples:
   toolgym index build --corpus corpus.jsonl --backend bm25s --out indexes/my-corpus
   toolgym serve retriever --index indexes/my-corpus      # Search-R1's POST /retrieve on 127.0.0.1:8000
   toolgym serve model --agent hf:models/tiny-qwen        # OpenAI /v1/chat/completions on 127.0.0.1:8001
+  toolgym train --config configs/search_tiny.yaml total_steps=20   # GRPO; metrics in runs/…/metrics.jsonl
+  toolgym plot runs/search-tiny                           # reward and length curves to PNG
   toolgym train-retriever --help                          train the LLM embedder or the Gumbel reranker
 """
 
@@ -76,10 +78,13 @@ def _add_area_commands(commands: argparse._SubParsersAction) -> None:
     from toolgym.evals.retriever_training_cli import add_train_retriever_command
     from toolgym.retrievers.cli import add_index_command
     from toolgym.retrievers.serve_cli import add_serve_retriever_command
+    from toolgym.trainers.cli import add_plot_command, add_train_command
 
     add_eval_command(commands, extra_subcommands=(add_eval_retrieval_command,))
     add_compare_command(commands)
     add_index_command(commands)
+    add_train_command(commands)
+    add_plot_command(commands)
     add_train_retriever_command(commands)
     serve = commands.add_parser(
         "serve",

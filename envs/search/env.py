@@ -89,6 +89,9 @@ class SearchEnv(ChatEnv[SearchTask]):
         reward_metric: which score is the reward: "em" (default), "f1" or "subem".
         world_seed, n_entities, n_distractors, paragraphs_per_entity, hops: the procedural world
             and its questions (hops 1 or 2; None mixes both).
+        prompt_template: replaces Search-R1's instruction prompt (search_r1 format) with a format
+            string holding `{question}`, e.g. "{question}" alone for a tiny model trained from
+            scratch, which cannot afford Search-R1's ~100-token instructions.
         max_tool_calls_per_turn, max_observation_chars: bounds on one observation
             (`toolgym.envs.observation_limits`).
     """
@@ -114,6 +117,7 @@ class SearchEnv(ChatEnv[SearchTask]):
         n_distractors: int | None = None,
         paragraphs_per_entity: int = 1,
         hops: int | None = None,
+        prompt_template: str | None = None,
         render_mode: str | None = None,
         max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
         max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
@@ -121,6 +125,8 @@ class SearchEnv(ChatEnv[SearchTask]):
         check_count("top_k", top_k)
         if max_obs_chars is not None:
             check_count("max_obs_chars", max_obs_chars)
+        if prompt_template is not None and "{question}" not in prompt_template:
+            raise ValueError(f"prompt_template must contain '{{question}}', got {prompt_template!r}")
         if turn_budget not in TURN_BUDGETS:
             raise ValueError(f"turn_budget must be one of {TURN_BUDGETS}, got {turn_budget!r}")
         check_count("max_turns", max_turns)
@@ -139,6 +145,7 @@ class SearchEnv(ChatEnv[SearchTask]):
         self.procedural = dataset == "procedural"
         self.world_config = WorldConfig(world_seed, n_entities, n_distractors, paragraphs_per_entity)
         self.hops = hops
+        self.prompt_template = prompt_template
         if self.procedural:
             if corpus == "per_question":
                 raise ValueError("the procedural world has one shared corpus; leave corpus=None")
@@ -251,7 +258,8 @@ class SearchEnv(ChatEnv[SearchTask]):
 
     def opening_messages(self, task: SearchTask) -> list[dict[str, Any]]:
         if self.tool_format == "search_r1":
-            prompt = protocol.SEARCH_R1_PROMPT.format(question=protocol.search_r1_question(task.question))
+            template = self.prompt_template or protocol.SEARCH_R1_PROMPT
+            prompt = template.format(question=protocol.search_r1_question(task.question))
             return [{"role": "user", "content": prompt}]
         system = protocol.NATIVE_SYSTEM_PROMPT + "\n\n" + self.dialect.instructions(self.tools)
         return [{"role": "system", "content": system}, {"role": "user", "content": f"Question: {task.question}"}]
