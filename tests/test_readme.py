@@ -31,6 +31,7 @@ def test_readme_python_examples_run(shared_data, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # encodes 4,858 HotpotQA paragraphs with MiniLM and boots Lucene: minutes on 2 busy cores
 def test_readme_retrieval_python_examples_run(shared_data, tmp_path):
     blocks = code_blocks(readme_sections()["Retrieval"], "python")
     assert blocks

@@ -11,12 +11,13 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-EXTRAS: tuple[str, ...] = ("hf", "retrieval", "serve", "openai", "plots", "gpu", "train")
+EXTRAS: tuple[str, ...] = ("hf", "retrieval", "serve", "openai", "plots", "gpu", "train", "bench")
 """The optional-dependency groups of pyproject.toml."""
 
 EXTRA_NOTES: dict[str, str] = {
     "hf": "install torch==2.13.0 first (the CPU wheel), as the README's set-up does",
     "gpu": "vLLM needs a CUDA GPU and brings the CUDA torch it pins",
+    "bench": "only the benchmark scripts that compare against a peer (TRL) need it",
 }
 
 

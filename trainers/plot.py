@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from toolgym.extras import require
+
 from .tracking import read_metrics
 
 CURVES = {
@@ -15,13 +17,9 @@ CURVES = {
 
 def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
     """Write one PNG per curve family that the run logged; return their paths."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError(f'plots need matplotlib: pip install "toolgym[plots]" ({exc})') from exc
+    matplotlib = require("matplotlib", "plots", "toolgym plot")
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot", "plots", "toolgym plot")
     rows = read_metrics(run_dir)
     out = Path(out_dir or run_dir)
     out.mkdir(parents=True, exist_ok=True)

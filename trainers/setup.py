@@ -18,6 +18,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from toolgym.extras import require
+
 from .config import GRPOConfig
 from .config_io import ConfigError, check_model_path
 
@@ -106,18 +108,15 @@ def load_model(folder: Path, config: GRPOConfig) -> Any:
 
 def add_lora(model: Any, config: GRPOConfig) -> Any:
     """Wrap with peft LoRA; the returned base model carries the adapters (peft injects them in place)."""
-    try:
-        from peft import LoraConfig, get_peft_model
-    except ImportError as exc:
-        raise ImportError(f'lora_rank > 0 needs peft: pip install "toolgym[train]" ({exc})') from exc
-    lora = LoraConfig(
+    peft = require("peft", "train", "lora_rank > 0")
+    lora = peft.LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=list(config.lora_target_modules),
         task_type="CAUSAL_LM",
     )
-    peft_model = get_peft_model(model, lora)
+    peft_model = peft.get_peft_model(model, lora)
     peft_model.eval()
     return peft_model
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .embedder import LLMEmbedder
-from .loop import run_steps, shard_for_rank, world_size
-from .records import TrainingRecord, source_batches
+from .loop import rank_batches, run_steps, world_size
+from .records import TrainingRecord
 
 logger = logging.getLogger(__name__)
 
@@ -116,13 +116,7 @@ def train_stage_two(embedder: LLMEmbedder, records: Sequence[TrainingRecord], co
     if config.lora:
         add_lora(embedder, config)
     embedder.model.train()
-    global_size = config.batch_size * world_size()  # every rank holds batch_size rows of one global batch
-    global_batches = list(
-        source_batches(
-            records, global_size, seed=config.seed, drop_last=world_size() > 1 or len(records) >= global_size
-        )
-    )
-    batches = shard_for_rank(global_batches, config.batch_size)
+    batches = rank_batches(records, config.batch_size, config.seed)
     losses = run_steps(
         embedder.model.parameters(),
         batches,

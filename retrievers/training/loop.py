@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from .records import TrainingRecord, source_batches
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,17 @@ def shard_for_rank(global_batches: list[list[Any]], per_rank: int) -> list[list[
     the same global batch (so one step still draws from a single source dataset)."""
     start = rank() * per_rank
     return [batch[start : start + per_rank] for batch in global_batches if len(batch) > start]
+
+
+def rank_batches(records: Sequence[TrainingRecord], per_rank: int, seed: int) -> list[list[TrainingRecord]]:
+    """This rank's slice of each global single-source batch (per_rank rows of per_rank × world rows).
+
+    One global batch is drawn for all ranks, so the data a step sees does not depend on how many
+    ranks share it; a ragged last batch is kept only when a single process has too few records.
+    """
+    global_size = per_rank * world_size()
+    drop_last = world_size() > 1 or len(records) >= global_size
+    return shard_for_rank(list(source_batches(records, global_size, seed=seed, drop_last=drop_last)), per_rank)
 
 
 def run_steps(
