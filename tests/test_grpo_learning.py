@@ -22,6 +22,6 @@ def test_grpo_teaches_the_lazy_model_to_search(tmp_path, one_torch_thread):
     summary = tiny_search_recipe.held_out_summary(tmp_path / "run")
     assert summary["heldout_search_rate_before"] <= 0.2, summary  # the warm-up left a non-searching policy
     assert summary["heldout_search_rate_after"] >= 0.9, summary  # measured 0.997 (seed 0)
-    # Measured 0.0 -> 0.04 on 300 held-out questions (about 3.5 standard errors): RL fixes the
-    # decision; the copying of unseen names comes from the warm-up and stays weak (README, Training).
+    # Measured 0.0 -> 0.053 on 300 held-out questions (0.04 with the earlier multinomial sampler): RL
+    # fixes the decision; the copying of unseen names comes from the warm-up and stays weak (README, Training).
     assert summary["heldout_em_after"] >= summary["heldout_em_before"] + 0.02, summary
