@@ -131,10 +131,11 @@ def test_dual_clip_caps_negative_advantage_loss():
 
 def test_token_level_truncated_and_masked_importance_weights():
     # log w = old − rollout = [1.0, 0.5]: w = [e = 2.718282, e^0.5 = 1.648721].
-    # token_truncate C = 2: [2, 1.648721]; token_mask C = 2: [0, 1] (the token above C is dropped).
+    # token_truncate C = 2: [2, 1.648721]; token_mask C = 2: [0, 1.648721] (the token above C is
+    # dropped, the one below keeps its IS weight: TRL's masked_fill(w > C, 0) on w, not a 0/1 mask).
     old, rollout, mask = torch.tensor([[-1.0, -1.0]]), torch.tensor([[-2.0, -1.5]]), torch.ones(1, 2)
     assert approx(rollout_correction_weights(old, rollout, mask, "token_truncate", 2.0), [[2.0, 1.648721]])
-    assert approx(rollout_correction_weights(old, rollout, mask, "token_mask", 2.0), [[0.0, 1.0]])
+    assert approx(rollout_correction_weights(old, rollout, mask, "token_mask", 2.0), [[0.0, 1.648721]])
 
 
 def test_sequence_level_importance_weights():
@@ -143,7 +144,7 @@ def test_sequence_level_importance_weights():
     old, rollout, mask = torch.tensor([[-1.0, -1.0]]), torch.tensor([[-2.0, -1.5]]), torch.ones(1, 2)
     assert approx(rollout_correction_weights(old, rollout, mask, "sequence_truncate", 3.0), [[3.0, 3.0]])
     assert approx(rollout_correction_weights(old, rollout, mask, "sequence_mask", 3.0), [[0.0, 0.0]])
-    assert approx(rollout_correction_weights(old, rollout, mask, "sequence_mask", 5.0), [[1.0, 1.0]])
+    assert approx(rollout_correction_weights(old, rollout, mask, "sequence_mask", 5.0), [[4.481689, 4.481689]])
 
 
 def test_no_correction_is_all_ones():

@@ -138,10 +138,11 @@ def rollout_correction_weights(
     """Per-token weights correcting for the rollout engine sampling from a slightly different policy.
 
     w = π_θold / π_rollout from the logprobs the engine stored. "token_truncate" (truncated IS, veRL
-    and SkyRL `use_tis`): w_t = min(w_t, C). "token_mask": w_t = 1 where w_t ≤ C, else the token is
-    dropped (weight 0). "sequence_truncate" / "sequence_mask": the same on the sequence weight
-    W_i = exp(Σ_t log w_{i,t}) (TRL's default with vLLM is "sequence_mask", C = 3). "none": all ones.
-    The weights carry no gradient.
+    and SkyRL `use_tis`): w_t = min(w_t, C). "token_mask" (masked IS, TRL's `masked_fill(w > C, 0)`):
+    w_t stays the importance weight where w_t ≤ C and the token is dropped (0) above it, so kept
+    tokens are still corrected. "sequence_truncate" / "sequence_mask": the same on the sequence
+    weight W_i = exp(Σ_t log w_{i,t}) (TRL's default with vLLM is "sequence_mask", C = 3). "none":
+    all ones. The weights carry no gradient.
     """
     if mode == "none":
         return torch.ones_like(old_logprobs)
@@ -152,7 +153,7 @@ def rollout_correction_weights(
     if mode in ("token_truncate", "sequence_truncate"):
         return weight.clamp(max=cap)
     if mode in ("token_mask", "sequence_mask"):
-        return (weight <= cap).to(weight.dtype)
+        return weight * (weight <= cap).to(weight.dtype)
     raise ValueError(f"unknown rollout correction {mode!r}")
 
 
