@@ -232,6 +232,39 @@ def validate(config: GRPOConfig) -> None:
             raise ConfigError(f"plugins[{position}] must be a mapping with a 'name', got {plugin!r}")
 
 
+def field_help(width: int = 100) -> str:
+    """Every GRPOConfig field as `name = default  doc`, read from the attribute docstrings in config.py.
+
+    `toolgym train --help` prints it, so the knobs, their defaults and what they do are one command
+    away (the docstrings stay the single source; nothing is restated here).
+    """
+    import ast
+    import inspect
+    import textwrap
+
+    from . import config as config_module
+
+    try:
+        body = ast.parse(inspect.getsource(config_module.GRPOConfig)).body[0].body  # type: ignore[attr-defined]
+    except (OSError, TypeError):  # no source shipped: names and defaults only
+        body = []
+    docs: dict[str, str] = {}
+    for statement, following in zip(body, [*body[1:], None]):
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            text = ""
+            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                text = " ".join(str(following.value.value).split())
+            docs[statement.target.id] = text
+    lines = ["fields (name = default: what it does):"]
+    for spec in dataclasses.fields(GRPOConfig):
+        head = f"  {spec.name} = {_default(spec.name)!r}"
+        doc = docs.get(spec.name, "")
+        lines.append(head + (":" if doc else ""))
+        if doc:
+            lines.extend(textwrap.wrap(doc, width, initial_indent="      ", subsequent_indent="      "))
+    return "\n".join(lines)
+
+
 def check_model_path(config: GRPOConfig) -> None:
     """The model must be "tiny" or an existing local folder (no hub downloads at train time)."""
     if config.model != "tiny" and not Path(config.model).is_dir():
