@@ -61,6 +61,9 @@ def test_overrides_are_typed_yaml_values_and_dotted_keys_reach_dicts():
         (["threads=0"], "threads"),
         (["sft_steps=-1"], "sft_steps"),
         (["lora_dropout=1.5"], "lora_dropout"),
+        (["dtype=int64"], "dtype"),  # free strings with a fixed vocabulary
+        (["dtype=float33"], "dtype"),
+        (["device=gpu"], "device"),
     ],
 )
 def test_bad_values_name_the_field(overrides, field):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -180,6 +181,10 @@ def validate(config: GRPOConfig) -> None:
             f"overlong_buffer={config.overlong_buffer} must be below max_episode_tokens={config.max_episode_tokens}"
             " (it is the stretch before the budget where DAPO's length penalty ramps up)"
         )
+    if config.dtype not in ("float32", "bfloat16", "float16", "float64"):
+        raise ConfigError(f"dtype must be float32, bfloat16, float16 or float64, got {config.dtype!r}")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", config.device):
+        raise ConfigError(f"device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N', got {config.device!r}")
     if config.num_generations == 1 and config.advantage_scale == "group_std":
         raise ConfigError(
             "num_generations=1 with advantage_scale='group_std' gives every sample advantage 0 (a group of one "
