@@ -74,10 +74,31 @@ def test_singleton_and_all_equal_groups_get_zero_not_the_raw_reward():
     assert approx(group_advantages(rewards, groups), [0.0, 0.0, 0.0, 0.0])
 
 
+def test_all_equal_groups_are_exactly_zero_even_without_eps():
+    # eps = 0 used to give 0/0 = NaN for an all-equal group (std 0), and [0.1] × 3 has a rounded mean
+    # (0.30000000000000004 / 3), so r − mean was ~1e-17, not 0. Both groups must be exactly 0.
+    rewards, groups = torch.tensor([1.0, 1.0, 0.1, 0.1, 0.1]), torch.tensor([0, 0, 1, 1, 1])
+    for scale in ("group_std", "batch_std", "none"):
+        assert group_advantages(rewards[:2], groups[:2], scale=scale, eps=0.0).tolist() == [0.0, 0.0]
+        assert group_advantages(rewards, groups, scale=scale, eps=0.0).tolist() == [0.0] * 5
+
+
 def test_nan_rewards_are_left_out_of_the_group_statistics():
     # [1, NaN, 0]: scored members [1, 0], mean 0.5, std sqrt(0.5) = 0.707107 → ±0.707107; NaN → 0.
     rewards, groups = torch.tensor([1.0, math.nan, 0.0]), torch.zeros(3, dtype=torch.long)
     assert approx(group_advantages(rewards, groups, eps=0.0), [0.707107, 0.0, -0.707107])
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf])
+def test_infinite_rewards_are_left_out_like_nan(bad):
+    # [1, ±inf, 0] scores like [1, NaN, 0] (±0.707107, bad → 0, as above); before, the inf made the
+    # group's mean inf and every advantage of the group NaN, and 0·NaN poisoned the whole step loss.
+    rewards, groups = torch.tensor([1.0, bad, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 0, 1, 1])
+    advantages = group_advantages(rewards, groups, eps=0.0)
+    assert approx(advantages, [0.707107, 0.0, -0.707107, 0.0, 0.0])
+    # batch_std: the finite rewards [1, 0, 1, 1] have std 0.5, so group 0's ±0.5 becomes ±1.
+    assert approx(group_advantages(rewards, groups, scale="batch_std"), [1.0, 0.0, -1.0, 0.0, 0.0])
+    assert all_equal_groups(torch.tensor([bad, 1.0, 1.0]), torch.zeros(3, dtype=torch.long)).all()
 
 
 def test_all_equal_groups_uses_a_range_test_that_works_for_continuous_rewards():
@@ -131,10 +152,11 @@ def test_dual_clip_caps_negative_advantage_loss():
 
 def test_token_level_truncated_and_masked_importance_weights():
     # log w = old − rollout = [1.0, 0.5]: w = [e = 2.718282, e^0.5 = 1.648721].
-    # token_truncate C = 2: [2, 1.648721]; token_mask C = 2: [0, 1] (the token above C is dropped).
+    # token_truncate C = 2: [2, 1.648721]; token_mask C = 2: [0, 1.648721] (the token above C is
+    # dropped, the one below keeps its IS weight: TRL's masked_fill(w > C, 0) on w, not a 0/1 mask).
     old, rollout, mask = torch.tensor([[-1.0, -1.0]]), torch.tensor([[-2.0, -1.5]]), torch.ones(1, 2)
     assert approx(rollout_correction_weights(old, rollout, mask, "token_truncate", 2.0), [[2.0, 1.648721]])
-    assert approx(rollout_correction_weights(old, rollout, mask, "token_mask", 2.0), [[0.0, 1.0]])
+    assert approx(rollout_correction_weights(old, rollout, mask, "token_mask", 2.0), [[0.0, 1.648721]])
 
 
 def test_sequence_level_importance_weights():
@@ -143,7 +165,7 @@ def test_sequence_level_importance_weights():
     old, rollout, mask = torch.tensor([[-1.0, -1.0]]), torch.tensor([[-2.0, -1.5]]), torch.ones(1, 2)
     assert approx(rollout_correction_weights(old, rollout, mask, "sequence_truncate", 3.0), [[3.0, 3.0]])
     assert approx(rollout_correction_weights(old, rollout, mask, "sequence_mask", 3.0), [[0.0, 0.0]])
-    assert approx(rollout_correction_weights(old, rollout, mask, "sequence_mask", 5.0), [[1.0, 1.0]])
+    assert approx(rollout_correction_weights(old, rollout, mask, "sequence_mask", 5.0), [[4.481689, 4.481689]])
 
 
 def test_no_correction_is_all_ones():

@@ -42,3 +42,21 @@ def test_plot_of_a_folder_without_metrics_is_one_line(tmp_path, capsys):
 
     assert main(["plot", str(tmp_path)]) == 2
     assert "metrics.jsonl" in capsys.readouterr().err
+
+
+def test_train_help_lists_every_field_with_its_default_and_doc(capsys):
+    import dataclasses
+
+    import pytest
+
+    from toolgym.cli import main
+    from toolgym.trainers.config import GRPOConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for spec in dataclasses.fields(GRPOConfig):
+        assert f"\n  {spec.name} = " in text, spec.name
+    # The default and the first words of the field's docstring in config.py.
+    assert "advantage_scale = 'group_std':" in text and "Divide by the group's std" in text
+    assert "rollout_correction_cap = 2.0:" in text

@@ -40,6 +40,30 @@ def test_overrides_are_typed_yaml_values_and_dotted_keys_reach_dicts():
         (["eval_tasks=0", "eval_every=3"], "eval_tasks"),
         (["eval_task_start=3"], "eval_task_start"),  # held-out range overlaps the training tasks
         (["plugins=[format_reward]"], "plugins"),
+        # Dotted keys: an unknown head, or a head that is not a mapping (was StopIteration / TypeError).
+        (["lerning_rate.x=1"], "lerning_rate"),
+        (["learning_rate.x=1"], "learning_rate"),
+        # Non-finite numbers (YAML .nan / .inf, or "nan") pass every `< 0` test, so they are refused by name.
+        (["learning_rate=.nan"], "learning_rate"),
+        (["kl_coef=.inf"], "kl_coef"),
+        (["temperature=nan"], "temperature"),
+        # Out-of-range numbers that would run but silently do something else.
+        (["top_p=0"], "top_p"),
+        (["top_p=1.5"], "top_p"),
+        (["advantage_eps=-1e-6"], "advantage_eps"),
+        (["overlong_buffer=-3"], "overlong_buffer"),
+        (["overlong_buffer=5000"], "overlong_buffer"),
+        (["overlong_penalty=-1"], "overlong_penalty"),
+        (["max_grad_norm=-1"], "max_grad_norm"),
+        (["min_lr_ratio=2"], "min_lr_ratio"),
+        (["adam_beta2=1"], "adam_beta2"),
+        (["token_sum_constant=0"], "token_sum_constant"),
+        (["threads=0"], "threads"),
+        (["sft_steps=-1"], "sft_steps"),
+        (["lora_dropout=1.5"], "lora_dropout"),
+        (["dtype=int64"], "dtype"),  # free strings with a fixed vocabulary
+        (["dtype=float33"], "dtype"),
+        (["device=gpu"], "device"),
     ],
 )
 def test_bad_values_name_the_field(overrides, field):

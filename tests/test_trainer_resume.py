@@ -112,3 +112,49 @@ def test_resume_after_sigkill_between_checkpoints(tmp_path, uninterrupted):
     resume = subprocess.run([*command, "resume=true"], env=env, capture_output=True, text=True, timeout=300)
     assert resume.returncode == 0, resume.stderr[-2000:]
     assert logged(tmp_path) == uninterrupted
+
+
+@pytest.fixture
+def model_load_tripwire(monkeypatch):
+    from toolgym.trainers import setup
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("model load reached")
+
+    monkeypatch.setattr(setup, "load_model", tripwire)
+
+
+@pytest.mark.parametrize(
+    ("change", "allowed"),
+    [
+        ("learning_rate=0.1", False),  # the restored optimizer/scheduler would silently keep 0.05
+        ("num_generations=4", False),  # the sampler position assumes the old batch shape
+        ("plugins=[]", False),
+        ("total_steps=8", True),  # extending a run, and bookkeeping, may change
+        ("save_every=3", True),
+    ],
+)
+def test_resume_refuses_a_changed_training_field_before_the_model_loads(tmp_path, model_load_tripwire, change, allowed):
+    import dataclasses
+
+    from toolgym.trainers.checkpoint import save_checkpoint
+    from toolgym.trainers.config_io import ConfigError
+
+    original = load_config(None, overrides(tmp_path))
+    save_checkpoint(tmp_path, 2, {"step": 2, "config": dataclasses.asdict(original), "plugins": [{}]})
+    resumed = load_config(None, [*overrides(tmp_path), change, "resume=true"])
+    if allowed:
+        with pytest.raises(AssertionError, match="model load reached"):
+            GRPOTrainer(resumed)
+        return
+    with pytest.raises(ConfigError) as error:
+        GRPOTrainer(resumed)
+    field = change.split("=")[0]
+    message = str(error.value)
+    assert "\n" not in message and field in message and "step-000002" in message, message
+
+
+def test_resume_without_a_checkpoint_starts_fresh(tmp_path, model_load_tripwire, caplog):
+    with pytest.raises(AssertionError, match="model load reached"), caplog.at_level("WARNING"):
+        GRPOTrainer(load_config(None, [*overrides(tmp_path), "resume=true"]))
+    assert "no checkpoint yet" in caplog.text

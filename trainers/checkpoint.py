@@ -83,6 +83,38 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "total_steps",
+        "save_every",
+        "save_total_limit",
+        "resume",
+        "output_dir",
+        "device",
+        "threads",
+        "progress_bar",
+        "report_to",
+        "save_rollouts",
+        "eval_every",
+        "eval_tasks",
+        "eval_task_start",
+        "eval_task_indices",
+    }
+)
+"""Fields a resumed run may change: length, bookkeeping, logging and held-out evaluation. Every other
+field shapes the training itself, and most would be silently ignored (the optimizer and scheduler
+state restore the old learning rate; the sampler position assumes the old tasks and batch size)."""
+
+
+def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """`field: old -> new` for each training-shaping field that differs between a checkpoint and now."""
+    return [
+        f"{name}: {saved.get(name)!r} -> {value!r}"
+        for name, value in current.items()
+        if name not in RESUME_MAY_CHANGE and saved.get(name) != value
+    ]
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     # weights_only=False: the state holds RNG tuples and plug-in dicts, written by this process family.
     return torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=False)

@@ -16,12 +16,14 @@ values are YAML (numbers, true/false, [lists]); dict fields take dotted keys.
 
 
 def add_train_command(commands: argparse._SubParsersAction) -> None:
+    from toolgym.trainers.config_io import field_help  # dataclasses and yaml only, no torch
+
     train = commands.add_parser(
         "train",
         help="train a policy with GRPO on an env (config file + key=value overrides)",
         description="Run GRPO (optionally after an SFT warm-up) and write metrics, checkpoints and the model "
         "to output_dir. A config that cannot work fails with a one-line error before any model is loaded.",
-        epilog=TRAIN_EPILOG,
+        epilog=TRAIN_EPILOG + "\n" + field_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--config", metavar="FILE", help="YAML file of GRPOConfig fields")

@@ -183,7 +183,7 @@ class GRPOConfig:
     save_every: int = 0
     """Checkpoint every N optimizer steps (and at the end); 0 = only at the end."""
     save_total_limit: int = 2
-    """Checkpoints kept on disk (oldest removed first)."""
+    """Checkpoints kept on disk (oldest removed first); 0 keeps them all."""
     resume: bool = False
     """Continue from the latest complete checkpoint in output_dir (exact on CPU)."""
     save_rollouts: bool = False

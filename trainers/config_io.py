@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -41,14 +43,56 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         value = yaml.safe_load(raw) if raw.strip() else ""
         head, dot, rest = key.partition(".")
         if dot:  # env_kwargs.max_turns=2 sets one key of a dict field
+            if head not in _FIELD_NAMES:
+                raise ConfigError(f"unknown config field {head!r} in {key!r}; see toolgym.trainers.config.GRPOConfig")
             if head not in values or values[head] is None:
-                values[head] = dict(_default(head))
-            if not isinstance(values[head], dict):
-                raise ConfigError(f"{head} is not a mapping, so {key!r} cannot be set")
+                values[head] = _default(head)
+            if not isinstance(values[head], dict) or not rest:
+                raise ConfigError(f"{head} is not a mapping, so {key!r} cannot be set; use {head}=VALUE")
+            values[head] = dict(values[head])
             values[head][rest] = value
         else:
             values[key] = value
     return config_from_dict(values)
+
+
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(GRPOConfig))
+
+# Numeric ranges as (field, low, low_inclusive, high, high_inclusive); high None = unbounded. A value
+# outside its range would run but silently do something else (a negative buffer turns shaping off,
+# top_p = 0 samples nothing, a negative eps divides by ~0), so it is refused by name instead.
+_RANGES: list[tuple[str, float, bool, float | None, bool]] = [
+    ("top_p", 0.0, False, 1.0, True),
+    ("advantage_eps", 0.0, False, None, False),
+    ("overlong_buffer", 0, True, None, False),
+    ("overlong_penalty", 0.0, True, None, False),
+    ("max_grad_norm", 0.0, True, None, False),
+    ("weight_decay", 0.0, True, None, False),
+    ("adam_beta1", 0.0, True, 1.0, False),
+    ("adam_beta2", 0.0, True, 1.0, False),
+    ("adam_eps", 0.0, False, None, False),
+    ("min_lr_ratio", 0.0, True, 1.0, True),
+    ("sft_steps", 0, True, None, False),
+    ("sft_warmup_steps", 0, True, None, False),
+    ("sft_learning_rate", 0.0, False, None, False),
+    ("lora_alpha", 0, False, None, False),
+    ("lora_dropout", 0.0, True, 1.0, False),
+    ("save_total_limit", 0, True, None, False),
+    ("threads", 1, True, None, False),
+    ("token_sum_constant", 1, True, None, False),
+    ("eval_task_start", 0, True, None, False),
+]
+
+
+def _check_range(name: str, low: float, low_in: bool, high: float | None, high_in: bool, value: Any) -> None:
+    """A ConfigError naming `name` and its interval when `value` (None = unset, allowed) is outside it."""
+    if value is None:
+        return
+    too_low = value < low if low_in else value <= low
+    too_high = high is not None and (value > high if high_in else value >= high)
+    if too_low or too_high:
+        right = "inf)" if high is None else f"{high}{']' if high_in else ')'}"
+        raise ConfigError(f"{name} must be in {'[' if low_in else '('}{low}, {right}, got {value}")
 
 
 def config_from_dict(values: dict[str, Any]) -> GRPOConfig:
@@ -102,6 +146,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
                 value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
@@ -128,6 +174,17 @@ def validate(config: GRPOConfig) -> None:
     for name in ("total_steps", "train_tasks", "eval_tasks", "eval_every", "warmup_steps", "save_every"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
+    for name, low, low_in, high, high_in in _RANGES:
+        _check_range(name, low, low_in, high, high_in, getattr(config, name))
+    if config.overlong_buffer >= config.max_episode_tokens:
+        raise ConfigError(
+            f"overlong_buffer={config.overlong_buffer} must be below max_episode_tokens={config.max_episode_tokens}"
+            " (it is the stretch before the budget where DAPO's length penalty ramps up)"
+        )
+    if config.dtype not in ("float32", "bfloat16", "float16", "float64"):
+        raise ConfigError(f"dtype must be float32, bfloat16, float16 or float64, got {config.dtype!r}")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", config.device):
+        raise ConfigError(f"device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N', got {config.device!r}")
     if config.num_generations == 1 and config.advantage_scale == "group_std":
         raise ConfigError(
             "num_generations=1 with advantage_scale='group_std' gives every sample advantage 0 (a group of one "
@@ -178,6 +235,39 @@ def validate(config: GRPOConfig) -> None:
     for position, plugin in enumerate(config.plugins):
         if not isinstance(plugin, dict) or not isinstance(plugin.get("name"), str):
             raise ConfigError(f"plugins[{position}] must be a mapping with a 'name', got {plugin!r}")
+
+
+def field_help(width: int = 100) -> str:
+    """Every GRPOConfig field as `name = default  doc`, read from the attribute docstrings in config.py.
+
+    `toolgym train --help` prints it, so the knobs, their defaults and what they do are one command
+    away (the docstrings stay the single source; nothing is restated here).
+    """
+    import ast
+    import inspect
+    import textwrap
+
+    from . import config as config_module
+
+    try:
+        body = ast.parse(inspect.getsource(config_module.GRPOConfig)).body[0].body  # type: ignore[attr-defined]
+    except (OSError, TypeError):  # no source shipped: names and defaults only
+        body = []
+    docs: dict[str, str] = {}
+    for statement, following in zip(body, [*body[1:], None]):
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            text = ""
+            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                text = " ".join(str(following.value.value).split())
+            docs[statement.target.id] = text
+    lines = ["fields (name = default: what it does):"]
+    for spec in dataclasses.fields(GRPOConfig):
+        head = f"  {spec.name} = {_default(spec.name)!r}"
+        doc = docs.get(spec.name, "")
+        lines.append(head + (":" if doc else ""))
+        if doc:
+            lines.extend(textwrap.wrap(doc, width, initial_indent="      ", subsequent_indent="      "))
+    return "\n".join(lines)
 
 
 def check_model_path(config: GRPOConfig) -> None:

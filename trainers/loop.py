@@ -63,6 +63,7 @@ class GRPOTrainer:
             raise setup.ConfigError(f"task indices {outside[:5]} are outside the env's {n_tasks} tasks")
         setup.check_prompt_fits(config, probe, self.tokenizer, self.train_indices[0])
         self.plugins = plugins if plugins is not None else load_plugins(config.plugins)
+        resume_state = self.resume_state() if config.resume else None
 
         self.model = setup.load_model(self.model_path, config)
         self.policy = setup.policy_module(self.model)
@@ -83,11 +84,35 @@ class GRPOTrainer:
         probe.close()
         self.pool = EnvPool.make(config.env_id, config.num_envs, max_workers=1, **config.env_kwargs)
         self.step = 0
-        if config.resume:
-            latest = checkpoint.latest_checkpoint(config.output_dir)
-            if latest is not None:
-                self.load_state(checkpoint.load_checkpoint(latest))
-                logger.info("resumed from %s (step %d)", latest, self.step)
+        if resume_state is not None:
+            self.load_state(resume_state)
+            logger.info("resumed from step %d", self.step)
+
+    def resume_state(self) -> dict[str, Any] | None:
+        """The latest checkpoint's state, checked against this config before any model is loaded.
+
+        None (a fresh start, logged) when output_dir has no complete checkpoint yet, so `resume=true`
+        can always be passed. A ConfigError when a training-shaping field changed since the checkpoint
+        (`checkpoint.RESUME_MAY_CHANGE` lists the ones that may), since resuming would either silently
+        keep the old value or break the exact continuation.
+        """
+        latest = checkpoint.latest_checkpoint(self.config.output_dir)
+        if latest is None:
+            logger.warning("resume=true but %s has no checkpoint yet: starting at step 0", self.config.output_dir)
+            return None
+        state = checkpoint.load_checkpoint(latest)
+        changes = checkpoint.config_changes(state.get("config", {}), dataclasses.asdict(self.config))
+        if changes:
+            raise setup.ConfigError(
+                f"resume=true but {latest.name} was trained with a different config ({'; '.join(changes)}): "
+                "resume with the same values, or start a new output_dir"
+            )
+        if len(state.get("plugins", [])) != len(self.plugins):
+            raise setup.ConfigError(
+                f"resume=true but {latest.name} holds state for {len(state.get('plugins', []))} plug-ins and "
+                f"this run has {len(self.plugins)}: resume with the same plug-ins"
+            )
+        return state
 
     # --- rollouts -------------------------------------------------------------------------------------
 

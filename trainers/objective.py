@@ -37,7 +37,8 @@ def group_advantages(
     members (r_i excluded, RLOO / OpenRLHF). scale "group_std": σ = the group's std (GRPO, TRL
     default); "batch_std": σ = the std of all rewards in the batch (Lite PPO, TRL `scale_rewards=
     "batch"`); "none": no division (Dr. GRPO). NaN rewards (unscorable samples) are left out of every
-    mean and std and get advantage 0 (TRL's nanmean/nanstd). A group with one scored member gets 0,
+    mean and std and get advantage 0 (TRL's nanmean/nanstd); so are ±inf ones (a shaping plug-in's
+    overflow), which would otherwise turn the whole group, and through 0·NaN the whole loss, into NaN. A group with one scored member gets 0,
     not veRL's mean-0/std-1 rule that would hand it Â = r; an all-equal group gets 0 from r − b = 0.
     """
     if rewards.dim() != 1 or group_ids.shape != rewards.shape:
@@ -45,7 +46,7 @@ def group_advantages(
             f"rewards and group_ids must be 1-D of equal length, got {rewards.shape} and {group_ids.shape}"
         )
     rewards = rewards.double()
-    scored = ~torch.isnan(rewards)
+    scored = torch.isfinite(rewards)
     advantages = torch.zeros_like(rewards)
     correction = 1 if std_unbiased else 0
     for group in torch.unique(group_ids):
@@ -54,6 +55,8 @@ def group_advantages(
         if n < 2:
             continue
         values = rewards[members]
+        if values.max() == values.min():  # all equal: exactly 0, even with eps = 0 or a rounded mean
+            continue
         if baseline == "mean":
             centred = values - values.mean()
         elif baseline == "rloo":
@@ -66,7 +69,8 @@ def group_advantages(
     if scale == "batch_std":
         values = rewards[scored]
         std = values.std(correction=correction) if values.numel() > 1 else torch.tensor(0.0, dtype=rewards.dtype)
-        advantages = advantages / (std + eps)
+        if std + eps > 0:  # a zero-spread batch has all-zero advantages already; never 0 / 0
+            advantages = advantages / (std + eps)
     elif scale not in ("group_std", "none"):
         raise ValueError(f"scale must be 'group_std', 'batch_std' or 'none', got {scale!r}")
     return advantages.float()
@@ -75,6 +79,7 @@ def group_advantages(
 def all_equal_groups(outcomes: Tensor, group_ids: Tensor, tolerance: float = 1e-9) -> Tensor:
     """A per-sample flag: its group's outcomes are all equal (max − min ≤ tolerance), so its advantage is 0.
 
+    Non-finite outcomes (failed samples) are left out, as in `group_advantages`.
     The range test works for binary and continuous rewards alike (a mean-in-(0,1) test misses
     continuous zero-variance groups, OpenRLHF#1270) and avoids float equality (NeMo-RL#4158).
     """
@@ -82,7 +87,7 @@ def all_equal_groups(outcomes: Tensor, group_ids: Tensor, tolerance: float = 1e-
     for group in torch.unique(group_ids):
         members = group_ids == group
         values = outcomes[members]
-        values = values[~torch.isnan(values)]
+        values = values[torch.isfinite(values)]
         spread = (values.max() - values.min()).item() if values.numel() else 0.0
         flags[members] = spread <= tolerance
     return flags
@@ -138,10 +143,11 @@ def rollout_correction_weights(
     """Per-token weights correcting for the rollout engine sampling from a slightly different policy.
 
     w = π_θold / π_rollout from the logprobs the engine stored. "token_truncate" (truncated IS, veRL
-    and SkyRL `use_tis`): w_t = min(w_t, C). "token_mask": w_t = 1 where w_t ≤ C, else the token is
-    dropped (weight 0). "sequence_truncate" / "sequence_mask": the same on the sequence weight
-    W_i = exp(Σ_t log w_{i,t}) (TRL's default with vLLM is "sequence_mask", C = 3). "none": all ones.
-    The weights carry no gradient.
+    and SkyRL `use_tis`): w_t = min(w_t, C). "token_mask" (masked IS, TRL's `masked_fill(w > C, 0)`):
+    w_t stays the importance weight where w_t ≤ C and the token is dropped (0) above it, so kept
+    tokens are still corrected. "sequence_truncate" / "sequence_mask": the same on the sequence
+    weight W_i = exp(Σ_t log w_{i,t}) (TRL's default with vLLM is "sequence_mask", C = 3). "none":
+    all ones. The weights carry no gradient.
     """
     if mode == "none":
         return torch.ones_like(old_logprobs)
@@ -152,7 +158,7 @@ def rollout_correction_weights(
     if mode in ("token_truncate", "sequence_truncate"):
         return weight.clamp(max=cap)
     if mode in ("token_mask", "sequence_mask"):
-        return (weight <= cap).to(weight.dtype)
+        return weight * (weight <= cap).to(weight.dtype)
     raise ValueError(f"unknown rollout correction {mode!r}")
 
 
