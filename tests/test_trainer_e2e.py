@@ -15,6 +15,7 @@ import torch
 import trainer_fixtures  # noqa: F401 - registers Parity-v0
 from tiny_model_fixture import tiny_model_path
 
+from toolgym.trainers import checkpoint
 from toolgym.trainers.config_io import load_config
 from toolgym.trainers.loop import GRPOTrainer
 from toolgym.trainers.plugins import Plugin
@@ -161,3 +162,29 @@ def test_format_reward_shapes_but_never_touches_the_outcome(tmp_path):
     well_formed = torch.tensor([plugin.well_formed(t) for t in batch.trajectories], dtype=torch.float)
     assert torch.allclose(batch.shaped_rewards, batch.outcome + 0.5 * well_formed)
     assert plugin.state_dict()["seen"] == batch.size
+
+
+def test_kl_anchors_to_the_warmed_up_model_and_survives_resume(tmp_path):
+    # After an SFT warm-up the KL reference must be the warmed-up model (TRL and veRL anchor to the SFT
+    # checkpoint): at the first GRPO step policy and reference are then the same weights, so KL is 0.
+    # Anchored to the pre-SFT weights instead, the warm-up's change shows up as KL > 0.
+    from toolgym.trainers.run import run_training
+
+    demos = tmp_path / "demos.jsonl"
+    rows = [
+        {"messages": [{"role": "user", "content": f"Is {n} even?"}, {"role": "assistant", "content": "no yes"}]}
+        for n in range(8)
+    ]
+    demos.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    warm = [f"sft_data={demos}", "sft_steps=5", "sft_batch_size=4", "sft_learning_rate=0.05", "kl_coef=0.1"]
+    first = run_training(tiny_config(tmp_path, *warm, "total_steps=1", "save_every=1"))
+    assert abs(first[0]["kl"]) < 1e-5, first[0]
+
+    resumed = GRPOTrainer(tiny_config(tmp_path, *warm, "total_steps=2", "save_every=1", "resume=true"))
+    try:
+        assert resumed.reference_is_warm_start
+        saved = checkpoint.load_checkpoint(checkpoint.latest_checkpoint(tmp_path / "run"))
+        for name, value in resumed.reference.state_dict().items():
+            assert torch.equal(value, saved["reference"][name]), name
+    finally:
+        resumed.close()

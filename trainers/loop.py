@@ -68,6 +68,8 @@ class GRPOTrainer:
         self.model = setup.load_model(self.model_path, config)
         self.policy = setup.policy_module(self.model)
         self.reference = setup.reference_model(self.model, config)
+        # True once the KL anchor was re-taken after an SFT warm-up (it is then saved in checkpoints).
+        self.reference_is_warm_start = False
         self.engine = HFEngine(self.policy, self.tokenizer, batch_size=max(config.num_envs, 8), seed=config.seed)
         self.optimizer, self.scheduler = setup.build_optimizer(
             self.model,
@@ -139,6 +141,19 @@ class GRPOTrainer:
             options=[{"index": index} for index in task_indices],
             use_chat_template_tools=self.config.use_chat_template_tools,
         )
+
+    def anchor_reference_to_warm_start(self) -> None:
+        """Re-take the KL anchor from the warmed-up policy, as TRL and veRL anchor to the SFT model.
+
+        Called after the SFT warm-up: the KL term then pulls towards the model GRPO started from,
+        not the weights before the warm-up. The anchor is a frozen copy of the policy module (with
+        LoRA, of the base model with the warmed-up adapters injected) and goes into every checkpoint,
+        since a resumed run cannot rebuild it.
+        """
+        if self.reference is None:
+            return
+        self.reference = setup.frozen_copy(self.policy)
+        self.reference_is_warm_start = True
 
     def score(self, batch: RolloutBatch) -> None:
         """Old logprobs (μ > 1 or a rollout correction needs them) and reference logprobs (KL)."""
@@ -284,6 +299,7 @@ class GRPOTrainer:
             "plugins": [plugin.state_dict() for plugin in self.plugins],
             "config": dataclasses.asdict(self.config),
             "policy_version": self.engine.policy_version,
+            "reference": self.reference.state_dict() if self.reference_is_warm_start else None,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -296,6 +312,10 @@ class GRPOTrainer:
             plugin.load_state_dict(plugin_state)
         self.step = int(state["step"])
         self.engine.policy_version = int(state.get("policy_version", 0))
+        if state.get("reference") is not None and self.reference is not None:
+            self.reference = setup.frozen_copy(self.policy)
+            self.reference.load_state_dict(state["reference"])
+            self.reference_is_warm_start = True
 
     def save(self) -> Path:
         """An atomic checkpoint of the current step, plus the final model folder at the end of the run."""

@@ -38,6 +38,7 @@ def run_training(config: GRPOConfig) -> list[dict[str, Any]]:
             record = {"sft_steps": len(losses), "first_loss": losses[0], "last_loss": losses[-1]}
             (Path(config.output_dir) / "sft.json").write_text(json.dumps(record), encoding="utf-8")
             logger.info("SFT warm-up: %d steps, loss %.4f -> %.4f", len(losses), losses[0], losses[-1])
+            trainer.anchor_reference_to_warm_start()
         return trainer.train()
     finally:
         trainer.close()

@@ -132,7 +132,12 @@ def reference_model(model: Any, config: GRPOConfig) -> Any | None:
         return None
     if hasattr(model, "disable_adapter"):
         return model  # LoRA: the base weights without adapters are the reference (see ref_logprobs)
-    reference = copy.deepcopy(model)
+    return frozen_copy(model)
+
+
+def frozen_copy(module: Any) -> Any:
+    """A deep copy with every parameter frozen: a KL anchor that later updates cannot move."""
+    reference = copy.deepcopy(module)
     for parameter in reference.parameters():
         parameter.requires_grad_(False)
     return reference
