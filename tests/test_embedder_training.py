@@ -24,7 +24,13 @@ from toolgym.retrievers.training.contrastive import (
     train_stage_two,
 )
 from toolgym.retrievers.training.embedder import LLMEmbedder
-from toolgym.retrievers.training.records import TrainingRecord, read_records, records_from_beir, write_records
+from toolgym.retrievers.training.records import (
+    TrainingRecord,
+    read_records,
+    records_from_beir,
+    source_batches,
+    write_records,
+)
 from toolgym.retrievers.training.tiny_models import make_causal_lm
 
 torch = pytest.importorskip("torch")
@@ -151,6 +157,27 @@ def test_contrastive_loss_never_counts_a_relevant_document_as_negative(base_path
     with torch.no_grad():
         loss = contrastive_loss(embedder, batch, StageIIConfig(hard_negatives=0)).item()
     assert loss == pytest.approx(0.0, abs=1e-6)
+
+
+def test_hard_negatives_without_any_negative_in_the_records_is_named(base_path):
+    records = [TrainingRecord(r.query, r.positive, (), r.source) for r in RECORDS]
+    with pytest.raises(ValueError, match="no training record has negatives"):
+        train_stage_two(fresh(base_path), records, StageIIConfig(steps=1, batch_size=2, lora=False))
+    losses = train_stage_two(
+        fresh(base_path), records, StageIIConfig(steps=1, batch_size=2, hard_negatives=0, lora=False)
+    )
+    assert len(losses) == 1
+
+
+def test_missing_base_folder_and_bad_sizes_are_named(base_path, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"base causal LM .* is not a folder"):
+        LLMEmbedder.from_pretrained(tmp_path / "no-such-model")
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        list(source_batches(RECORDS, 0))
+    embedder = fresh(base_path)
+    embedder.options.max_length = 1
+    with pytest.raises(ValueError, match="max_length must be >= 2"):
+        embedder.embed(["text"], is_query=False)
 
 
 def test_saved_embedder_plugs_into_the_dense_encoder(base_path, tmp_path):

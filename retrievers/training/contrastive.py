@@ -142,17 +142,37 @@ def add_lora(embedder: LLMEmbedder, config: StageIIConfig) -> None:
     embedder.model = get_peft_model(embedder.model, lora)
 
 
+def check_hard_negatives(records: Sequence[TrainingRecord], hard_negatives: int) -> None:
+    """A clear error when hard negatives are asked for and no record has any (before any training runs)."""
+    if hard_negatives < 0:
+        raise ValueError(f"hard_negatives must be >= 0, got {hard_negatives}")
+    if hard_negatives and not any(r.negatives for r in records):
+        raise ValueError(
+            f"hard_negatives={hard_negatives} was asked for but no training record has negatives: "
+            "set hard_negatives=0 (--hard-negatives 0) for in-batch negatives only, or write records with "
+            "negatives (`toolgym train-retriever records ... --n-negatives N`)"
+        )
+
+
 def train_stage_two(embedder: LLMEmbedder, records: Sequence[TrainingRecord], config: StageIIConfig) -> list[float]:
     """Contrastive training (LoRA or full); returns the per-step losses. LoRA stays unmerged until save."""
     import torch
 
     torch.manual_seed(config.seed)
+    check_hard_negatives(records, config.hard_negatives)
     short = [r for r in records if len(r.negatives) < config.hard_negatives]
     if world_size() > 1 and short:
         # all_gather needs the same number of negatives on every rank
         raise ValueError(
             f"{len(short)} records have fewer than hard_negatives={config.hard_negatives} negatives; under "
             "torch.distributed every record needs that many (lower hard_negatives or mine more)"
+        )
+    if short:
+        logger.warning(
+            "%d of %d records have fewer than hard_negatives=%d negatives; they use what they have",
+            len(short),
+            len(records),
+            config.hard_negatives,
         )
     if config.lora:
         add_lora(embedder, config)

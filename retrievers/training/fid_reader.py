@@ -41,6 +41,9 @@ class FiDReader:
     def from_pretrained(cls, path: str | Path, *, device: str = "cpu", **options: Any) -> FiDReader:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+        from .model_folders import require_model_folder
+
+        require_model_folder(path, "FiD reader")
         model = AutoModelForSeq2SeqLM.from_pretrained(str(path)).to(device)
         return cls(model, AutoTokenizer.from_pretrained(str(path)), **options)
 
