@@ -177,3 +177,16 @@ def test_missing_model_folders_are_named_not_looked_up_on_the_hub(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"FiD reader folder .* has no config\.json"):
         FiDReader.from_pretrained(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_a_fully_hidden_passage_gets_a_finite_bias_and_gradient_in_every_dtype(reader, dtype):
+    dtype = getattr(torch, dtype)
+    token_mask = torch.tensor([[[1, 1, 0], [1, 0, 0]]])
+    doc_mask = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    bias = reader.cross_attention_bias(token_mask, doc_mask, dtype)
+    real = bias[token_mask.reshape(1, 1, 1, -1).bool()]
+    assert torch.isfinite(real).all() and real.dtype == dtype
+    assert real[-1] < -20  # the hidden passage is pushed far down, not to -inf
+    real.float().sum().backward()
+    assert torch.isfinite(doc_mask.grad).all()

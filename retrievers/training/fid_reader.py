@@ -80,7 +80,8 @@ class FiDReader:
         else:
             if doc_mask.shape != (b, n):
                 raise ValueError(f"the document mask has shape {tuple(doc_mask.shape)}, expected {(b, n)}")
-            per_doc = torch.log(doc_mask.to(dtype) + MASK_EPSILON)
+            # log in float32: in float16 ε underflows to 0 and a hidden passage would get -inf (NaN gradients)
+            per_doc = torch.log(doc_mask.float() + MASK_EPSILON).to(dtype)
         bias = per_doc.unsqueeze(-1).expand(b, n, length)
         bias = torch.where(token_mask.bool(), bias, torch.finfo(dtype).min)
         return bias.reshape(b, 1, 1, n * length)
