@@ -196,6 +196,8 @@ def _embedder(args: argparse.Namespace) -> int:
     records = [record for path in args.records for record in read_records(path)]
     if args.stage2_steps:
         check_hard_negatives(records, args.hard_negatives)  # before Stage I spends its steps
+    if args.eval_beir:
+        _check_beir_test_folder(args.eval_beir)  # before training, not after it
     _check_device(args.device)
     device, is_main = _init_distributed(args.device)
     embedder = LLMEmbedder.from_pretrained(args.base, device=device, dtype=args.dtype)
@@ -239,6 +241,16 @@ def _embedder(args: argparse.Namespace) -> int:
         summary["mteb"] = evaluate_on_beir_folder(args.out, args.eval_beir, device=args.device)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _check_beir_test_folder(folder: str) -> None:
+    """A ValueError naming --eval-beir when the folder lacks what the mteb test-split scoring reads."""
+    root = Path(folder)
+    needed = [root / "corpus.jsonl", root / "queries.jsonl", root / "qrels" / "test.tsv"]
+    missing = [str(path.relative_to(root)) for path in needed if not path.is_file()]
+    if not root.is_dir() or missing:
+        what = "is not a folder" if not root.is_dir() else f"lacks {', '.join(missing)}"
+        raise ValueError(f"--eval-beir {folder!r} {what}: give a BEIR folder with a test split")
 
 
 def _check_device(device: str) -> None:

@@ -193,6 +193,7 @@ def test_bad_inputs_are_one_clear_line(tmp_path, capsys):
         (["embedder", "--device", "foo"], "--device 'foo' is not a torch device"),
         (["embedder", "--records", "{noneg}"], "no training record has negatives"),
         (["embedder", "--base", "{missing}"], "base causal LM '.*' is not a folder"),
+        (["embedder", "--eval-beir", "{missing}"], "--eval-beir '.*' is not a folder"),
         (["reranker", "--k", "0"], "--k: expected an integer >= 1"),
         (["reranker", "--k", "50"], "k=50 is more than the 10 passages"),
         (["reranker", "--tau", "0"], "tau .* must be > 0"),
