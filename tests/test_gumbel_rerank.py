@@ -190,3 +190,15 @@ def test_a_fully_hidden_passage_gets_a_finite_bias_and_gradient_in_every_dtype(r
     assert real[-1] < -20  # the hidden passage is pushed far down, not to -inf
     real.float().sum().backward()
     assert torch.isfinite(doc_mask.grad).all()
+
+
+def test_ranking_examples_with_different_passage_counts_scores_each_its_own(scorer):
+    """2 + 4 passages used to be reshaped to (2, 3), handing one example's scores to the other."""
+    ragged = [EXAMPLES[0], RerankExample("q", EXAMPLES[1].passages + EXAMPLES[2].passages[:1], ("a",), (True,) * 4)]
+    ragged = [RerankExample(ragged[0].question, ragged[0].passages[:2], ("a",), (True, False)), ragged[1]]
+    together = rank_passages(scorer, ragged, batch_size=2)
+    alone = [rank_passages(scorer, [example])[0] for example in ragged]
+    assert together == alone
+    assert sorted(together[0]) == [0, 1] and sorted(together[1]) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="same number"):
+        scorer.scores(ragged)

@@ -137,8 +137,8 @@ class CrossEncoderScorer:
         model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1).to(device)
         return cls(model, AutoTokenizer.from_pretrained(str(path)), max_length=max_length)
 
-    def scores(self, examples: Sequence[RerankExample]) -> Any:
-        """(B, n) logits w, with gradients when the model is in training mode."""
+    def flat_scores(self, examples: Sequence[RerankExample]) -> Any:
+        """(Σ_b n_b,) logits of every (question, passage) pair, example after example (any passage counts)."""
         pairs = [(ex.question, f"{title} {text}".strip()) for ex in examples for title, text in ex.passages]
         batch = self.tokenizer(
             [q for q, _ in pairs],
@@ -148,7 +148,17 @@ class CrossEncoderScorer:
             max_length=self.max_length,
             return_tensors="pt",
         ).to(next(self.model.parameters()).device)
-        return self.model(**batch).logits[:, 0].float().reshape(len(examples), -1)
+        return self.model(**batch).logits[:, 0].float()
+
+    def scores(self, examples: Sequence[RerankExample]) -> Any:
+        """(B, n) logits w, with gradients when the model is in training mode; every example needs n passages."""
+        counts = {len(ex.passages) for ex in examples}
+        if len(counts) > 1 or 0 in counts:
+            raise ValueError(
+                f"every example of a training batch needs the same number (>= 1) of passages, got {sorted(counts)}: "
+                "pad them (rerank_examples_from_hotpotqa does) or batch equal counts together"
+            )
+        return self.flat_scores(examples).reshape(len(examples), -1)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """A plain HF sequence-classification folder: the rerank stage loads it as `hf:<folder>`."""
@@ -239,8 +249,13 @@ def rank_passages(
     rankings: list[list[int]] = []
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
-            w = scorer.scores(examples[start : start + batch_size])
-            rankings += [row.argsort(descending=True, stable=True).tolist() for row in w]
+            chunk = [ex for ex in examples[start : start + batch_size] if ex.passages]
+            rows = scorer.flat_scores(chunk).split([len(ex.passages) for ex in chunk]) if chunk else []
+            rows = iter(rows)  # split per example: passage counts may differ (an example may have none)
+            rankings += [
+                next(rows).argsort(descending=True, stable=True).tolist() if ex.passages else []
+                for ex in examples[start : start + batch_size]
+            ]
     return rankings
 
 
