@@ -182,6 +182,10 @@ def _records(args: argparse.Namespace) -> int:
         from toolgym.evals.retriever_training import embedding_records_from_hotpotqa
 
         rows = embedding_records_from_hotpotqa(load_rows(args.dataset), n_negatives=args.n_negatives)
+    if not rows:  # an empty file would only fail later, in `embedder`
+        where = args.folder if args.source == "beir" else args.dataset
+        need = "qrels with relevant documents" if args.source == "beir" else "rows with supporting paragraphs"
+        return _fail(f"{where!r} gave no training records: it needs {need}; nothing was written")
     count = write_records(rows, args.out)
     print(f"wrote {count} records to {args.out}")
     return 0

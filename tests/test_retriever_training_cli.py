@@ -226,3 +226,11 @@ def test_bad_options_are_one_clear_error_before_any_training(bases, tmp_path, ca
     assert re.search(message, err), err
     assert "Traceback" not in err
     assert not out.exists()  # it failed before training or saving anything
+
+
+@pytest.mark.parametrize("dataset", ["hotpotqa:question_only", "nq_open"])
+def test_records_from_rows_without_supporting_paragraphs_is_an_error_not_an_empty_file(tmp_path, capsys, dataset):
+    out = tmp_path / "records.jsonl"
+    assert main(["train-retriever", "records", "hotpotqa", "--dataset", dataset, "--out", str(out)]) == 2
+    assert "gave no training records" in capsys.readouterr().err
+    assert not out.exists()
