@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from toolgym.cli_values import non_negative_int, positive_int
+
 logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
@@ -71,7 +73,7 @@ def add_train_retriever_command(subparsers: Any) -> None:
         "--dataset", default="hotpotqa:train_sample", help="HotpotQA dataset name or file for `hotpotqa`"
     )
     records.add_argument("--negatives", choices=("bm25", "random"), default="bm25", help="BEIR negative mining")
-    records.add_argument("--n-negatives", type=int, default=3, help="hard negatives per record")
+    records.add_argument("--n-negatives", type=non_negative_int, default=3, help="hard negatives per record")
     records.add_argument("--out", required=True, metavar="FILE", help="JSONL file to write")
     records.set_defaults(handler=_clear_errors(_records))
 
@@ -85,14 +87,18 @@ def add_train_retriever_command(subparsers: Any) -> None:
     embedder.add_argument("--records", required=True, nargs="+", metavar="FILE", help="training JSONL file(s)")
     embedder.add_argument("--out", required=True, metavar="DIR", help="folder to save the embedder to")
     embedder.add_argument("--instruction", default=None, help="query instruction (default: a generic retrieval one)")
-    embedder.add_argument("--max-length", type=int, default=512, help="tokens per text")
-    embedder.add_argument("--stage1-steps", type=int, default=2000, help="Stage I steps (0 skips Stage I)")
+    embedder.add_argument("--max-length", type=positive_int, default=512, help="tokens per text")
+    embedder.add_argument("--stage1-steps", type=non_negative_int, default=2000, help="Stage I steps (0 skips Stage I)")
     embedder.add_argument("--stage1-lr", type=float, default=4e-5)
     embedder.add_argument("--alpha", type=float, default=0.2, help="weight of L_Q2D (1-alpha weighs L_D2Q)")
-    embedder.add_argument("--stage2-steps", type=int, default=1000, help="Stage II steps (0 skips Stage II)")
+    embedder.add_argument(
+        "--stage2-steps", type=non_negative_int, default=1000, help="Stage II steps (0 skips Stage II)"
+    )
     embedder.add_argument("--stage2-lr", type=float, default=2e-4)
-    embedder.add_argument("--batch-size", type=int, default=32, help="pairs per step (each stage)")
-    embedder.add_argument("--hard-negatives", type=int, default=1, help="hard negatives per query in Stage II")
+    embedder.add_argument("--batch-size", type=positive_int, default=32, help="pairs per step (each stage)")
+    embedder.add_argument(
+        "--hard-negatives", type=non_negative_int, default=1, help="hard negatives per query in Stage II"
+    )
     embedder.add_argument("--lora", action="store_true", help="Stage II trains LoRA adapters (merged at save)")
     embedder.add_argument("--device", default="cpu", help="torch device (under torchrun: cuda -> cuda:LOCAL_RANK)")
     embedder.add_argument("--dtype", default="float32", help="weights dtype: float32, bfloat16 (GPU) or float16")
@@ -111,21 +117,25 @@ def add_train_retriever_command(subparsers: Any) -> None:
     )
     reranker.add_argument("--base", required=True, metavar="PATH", help="HF sequence-classification folder (1 logit)")
     reranker.add_argument("--reader", metavar="PATH", help="HF T5 folder used as the frozen FiD reader (gumbel)")
-    reranker.add_argument("--fit-reader-steps", type=int, default=0, help="train the reader on the data first")
+    reranker.add_argument(
+        "--fit-reader-steps", type=non_negative_int, default=0, help="train the reader on the data first"
+    )
     reranker.add_argument(
         "--dataset", default="hotpotqa", help="HotpotQA rows with paragraphs (name, file or hf:<name>)"
     )
     reranker.add_argument("--split", default="validation", help="split for hf:<name> datasets")
-    reranker.add_argument("--train", type=int, default=300, help="questions to train on (the first N)")
-    reranker.add_argument("--eval", type=int, default=100, help="questions after those to score (0 = none)")
+    reranker.add_argument("--train", type=non_negative_int, default=300, help="questions to train on (the first N)")
+    reranker.add_argument(
+        "--eval", type=non_negative_int, default=100, help="questions after those to score (0 = none)"
+    )
     reranker.add_argument("--objective", choices=("gumbel", "supervised"), default="gumbel")
-    reranker.add_argument("--k", type=int, default=5, help="passages kept (relaxed top-k / hard top-k)")
+    reranker.add_argument("--k", type=positive_int, default=5, help="passages kept (relaxed top-k / hard top-k)")
     reranker.add_argument("--kappa", type=float, default=1.0, help="κ: logit scale against the Gumbel noise")
     reranker.add_argument("--tau", type=float, default=0.5, help="τ: Gumbel-softmax temperature")
-    reranker.add_argument("--steps", type=int, default=200, help="reranker steps (0: only score --base)")
-    reranker.add_argument("--batch-size", type=int, default=4, help="questions per step")
+    reranker.add_argument("--steps", type=non_negative_int, default=200, help="reranker steps (0: only score --base)")
+    reranker.add_argument("--batch-size", type=positive_int, default=4, help="questions per step")
     reranker.add_argument("--lr", type=float, default=2e-5)
-    reranker.add_argument("--max-length", type=int, default=256, help="tokens per passage")
+    reranker.add_argument("--max-length", type=positive_int, default=256, help="tokens per passage")
     reranker.add_argument("--device", default="cpu")
     reranker.add_argument("--seed", type=int, default=0)
     reranker.add_argument("--out", required=True, metavar="DIR", help="folder to save the reranker to")
@@ -172,6 +182,10 @@ def _records(args: argparse.Namespace) -> int:
         from toolgym.evals.retriever_training import embedding_records_from_hotpotqa
 
         rows = embedding_records_from_hotpotqa(load_rows(args.dataset), n_negatives=args.n_negatives)
+    if not rows:  # an empty file would only fail later, in `embedder`
+        where = args.folder if args.source == "beir" else args.dataset
+        need = "qrels with relevant documents" if args.source == "beir" else "rows with supporting paragraphs"
+        return _fail(f"{where!r} gave no training records: it needs {need}; nothing was written")
     count = write_records(rows, args.out)
     print(f"wrote {count} records to {args.out}")
     return 0
@@ -179,11 +193,16 @@ def _records(args: argparse.Namespace) -> int:
 
 def _embedder(args: argparse.Namespace) -> int:
     from toolgym.retrievers.training.anchor_reconstruction import StageIConfig, train_stage_one
-    from toolgym.retrievers.training.contrastive import StageIIConfig, train_stage_two
+    from toolgym.retrievers.training.contrastive import StageIIConfig, check_hard_negatives, train_stage_two
     from toolgym.retrievers.training.embedder import LLMEmbedder
     from toolgym.retrievers.training.records import read_records
 
     records = [record for path in args.records for record in read_records(path)]
+    if args.stage2_steps:
+        check_hard_negatives(records, args.hard_negatives)  # before Stage I spends its steps
+    if args.eval_beir:
+        _check_beir_test_folder(args.eval_beir)  # before training, not after it
+    _check_device(args.device)
     device, is_main = _init_distributed(args.device)
     embedder = LLMEmbedder.from_pretrained(args.base, device=device, dtype=args.dtype)
     if args.gradient_checkpointing:
@@ -228,6 +247,32 @@ def _embedder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_beir_test_folder(folder: str) -> None:
+    """A ValueError naming --eval-beir when the folder lacks what the mteb test-split scoring reads."""
+    root = Path(folder)
+    needed = [root / "corpus.jsonl", root / "queries.jsonl", root / "qrels" / "test.tsv"]
+    missing = [str(path.relative_to(root)) for path in needed if not path.is_file()]
+    if not root.is_dir() or missing:
+        what = "is not a folder" if not root.is_dir() else f"lacks {', '.join(missing)}"
+        raise ValueError(f"--eval-beir {folder!r} {what}: give a BEIR folder with a test split")
+
+
+def _check_device(device: str) -> None:
+    """A ValueError naming --device when torch cannot parse it or this machine lacks it (not a deep traceback)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r} is not a torch device: use cpu, cuda, cuda:N or mps") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device!r}: this torch has no usable CUDA GPU (use --device cpu)")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device!r}: MPS is not available here (use --device cpu)")
+
+
 def _init_distributed(device: str) -> tuple[str, bool]:
     """Under torchrun (WORLD_SIZE > 1): join the process group, one GPU per rank; returns (device, is rank 0)."""
     import os
@@ -253,9 +298,11 @@ def _reranker(args: argparse.Namespace) -> int:
     from toolgym.retrievers.training.gumbel_rerank import (
         CrossEncoderScorer,
         GumbelRerankConfig,
+        check_k_fits,
         rank_passages,
         train_reranker,
     )
+    from toolgym.retrievers.training.model_folders import require_model_folder
 
     if args.objective == "gumbel" and not args.reader:
         return _fail("--objective gumbel trains through a reader: give --reader PATH (a T5 folder)")
@@ -265,6 +312,21 @@ def _reranker(args: argparse.Namespace) -> int:
         return _fail(f"{args.dataset!r} has no rows with paragraphs, answers and supporting paragraphs")
     if (args.steps or args.fit_reader_steps) and not train:
         return _fail("--train 0 leaves nothing to train on: use --steps 0 to only score --base")
+    _check_device(args.device)
+    check_k_fits(train + test, args.k)
+    require_model_folder(args.base, "reranker base")  # before any reader fitting, not after
+    if args.reader:
+        require_model_folder(args.reader, "FiD reader")
+    config = GumbelRerankConfig(
+        objective=args.objective,
+        k=args.k,
+        kappa=args.kappa,
+        tau=args.tau,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+    )
     reader = None
     if args.reader:
         reader = FiDReader.from_pretrained(args.reader, device=args.device, passage_max_length=args.max_length)
@@ -281,16 +343,6 @@ def _reranker(args: argparse.Namespace) -> int:
             reader.tokenizer.save_pretrained(Path(args.out) / "reader")
         reader.freeze()
     scorer = CrossEncoderScorer.from_pretrained(args.base, device=args.device, max_length=args.max_length)
-    config = GumbelRerankConfig(
-        objective=args.objective,
-        k=args.k,
-        kappa=args.kappa,
-        tau=args.tau,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        seed=args.seed,
-    )
     before = rerank_report(test, rank_passages(scorer, test), k=args.k) if test else {}
     losses = train_reranker(scorer, train, config, reader=reader) if args.steps else []
     scorer.save_pretrained(args.out)

@@ -16,9 +16,21 @@ from toolgym.retrievers.training.anchor_reconstruction import (
     target_batch,
     train_stage_one,
 )
-from toolgym.retrievers.training.contrastive import StageIIConfig, info_nce_loss, train_stage_two
+from toolgym.retrievers.training.contrastive import (
+    StageIIConfig,
+    contrastive_loss,
+    false_negative_mask,
+    info_nce_loss,
+    train_stage_two,
+)
 from toolgym.retrievers.training.embedder import LLMEmbedder
-from toolgym.retrievers.training.records import TrainingRecord, read_records, records_from_beir, write_records
+from toolgym.retrievers.training.records import (
+    TrainingRecord,
+    read_records,
+    records_from_beir,
+    source_batches,
+    write_records,
+)
 from toolgym.retrievers.training.tiny_models import make_causal_lm
 
 torch = pytest.importorskip("torch")
@@ -116,6 +128,56 @@ def test_info_nce_uses_in_batch_and_hard_negatives():
     without = info_nce_loss(query, positive, None, 50.0).item()
     with_hard = info_nce_loss(query, positive, hard, 50.0).item()
     assert with_hard > without  # near-duplicate hard negatives make the task harder
+
+
+def test_false_negative_mask_covers_shared_positives_and_multi_positive_queries():
+    queries = ["q1", "q2", "q3", "q3"]
+    positives = ["p1", "p1", "p3", "p4"]
+    candidates = [*positives, "p1", "p3", "x"]  # in-batch positives, then hard negatives
+    mask = false_negative_mask(queries, positives, candidates)
+    assert mask.tolist() == [
+        [False, True, False, False, True, False, False],  # q1: q2's positive and a hard negative are p1 too
+        [True, False, False, False, True, False, False],
+        [False, False, False, True, False, True, False],  # q3 has p3 and p4: neither is its negative
+        [False, False, True, False, False, True, False],
+    ]
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("first question", "the same passage"), ("second question", "the same passage")],
+        [("one question", "first relevant passage"), ("one question", "second relevant passage")],
+    ],
+)
+def test_contrastive_loss_never_counts_a_relevant_document_as_negative(base_path, pairs):
+    """Duplicate positives in a batch are false negatives: with only those candidates, the loss is 0."""
+    embedder = fresh(base_path)
+    batch = [TrainingRecord(q, p, (), "toy") for q, p in pairs]
+    with torch.no_grad():
+        loss = contrastive_loss(embedder, batch, StageIIConfig(hard_negatives=0)).item()
+    assert loss == pytest.approx(0.0, abs=1e-6)
+
+
+def test_hard_negatives_without_any_negative_in_the_records_is_named(base_path):
+    records = [TrainingRecord(r.query, r.positive, (), r.source) for r in RECORDS]
+    with pytest.raises(ValueError, match="no training record has negatives"):
+        train_stage_two(fresh(base_path), records, StageIIConfig(steps=1, batch_size=2, lora=False))
+    losses = train_stage_two(
+        fresh(base_path), records, StageIIConfig(steps=1, batch_size=2, hard_negatives=0, lora=False)
+    )
+    assert len(losses) == 1
+
+
+def test_missing_base_folder_and_bad_sizes_are_named(base_path, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"base causal LM .* is not a folder"):
+        LLMEmbedder.from_pretrained(tmp_path / "no-such-model")
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        list(source_batches(RECORDS, 0))
+    embedder = fresh(base_path)
+    embedder.options.max_length = 1
+    with pytest.raises(ValueError, match="max_length must be >= 2"):
+        embedder.embed(["text"], is_query=False)
 
 
 def test_saved_embedder_plugs_into_the_dense_encoder(base_path, tmp_path):

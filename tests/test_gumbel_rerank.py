@@ -143,3 +143,62 @@ def test_bad_configuration_is_named():
         relaxed_top_k(torch.zeros(1, 3), 4, kappa=1.0, tau=0.5)
     with pytest.raises(ValueError, match="objective must be one of"):
         train_reranker(None, EXAMPLES, GumbelRerankConfig(objective="pointwise"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tau": 0.0}, "tau .* must be > 0"),
+        ({"tau": -1.0}, "tau .* must be > 0"),
+        ({"kappa": -1.0}, "kappa .* must be >= 0"),
+        ({"k": 0}, "k .* must be >= 1"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+    ],
+)
+def test_bad_hyper_parameters_are_named_when_the_config_is_made(options, message):
+    with pytest.raises(ValueError, match=message):
+        GumbelRerankConfig(**options)
+
+
+def test_a_zero_temperature_is_refused_not_turned_into_nan():
+    with pytest.raises(ValueError, match="tau"):
+        relaxed_top_k(torch.zeros(1, 3), 2, kappa=1.0, tau=0.0)
+
+
+def test_k_above_the_passages_of_any_example_fails_before_training():
+    # the scorer is never touched: the check runs before the first step
+    with pytest.raises(ValueError, match="k=4 is more than the 3 passages of 4 example"):
+        train_reranker(None, EXAMPLES, GumbelRerankConfig(k=4), reader=object())
+
+
+def test_missing_model_folders_are_named_not_looked_up_on_the_hub(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"reranker base .* is not a folder"):
+        CrossEncoderScorer.from_pretrained(tmp_path / "no-such-model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"FiD reader folder .* has no config\.json"):
+        FiDReader.from_pretrained(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_a_fully_hidden_passage_gets_a_finite_bias_and_gradient_in_every_dtype(reader, dtype):
+    dtype = getattr(torch, dtype)
+    token_mask = torch.tensor([[[1, 1, 0], [1, 0, 0]]])
+    doc_mask = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    bias = reader.cross_attention_bias(token_mask, doc_mask, dtype)
+    real = bias[token_mask.reshape(1, 1, 1, -1).bool()]
+    assert torch.isfinite(real).all() and real.dtype == dtype
+    assert real[-1] < -20  # the hidden passage is pushed far down, not to -inf
+    real.float().sum().backward()
+    assert torch.isfinite(doc_mask.grad).all()
+
+
+def test_ranking_examples_with_different_passage_counts_scores_each_its_own(scorer):
+    """2 + 4 passages used to be reshaped to (2, 3), handing one example's scores to the other."""
+    ragged = [EXAMPLES[0], RerankExample("q", EXAMPLES[1].passages + EXAMPLES[2].passages[:1], ("a",), (True,) * 4)]
+    ragged = [RerankExample(ragged[0].question, ragged[0].passages[:2], ("a",), (True, False)), ragged[1]]
+    together = rank_passages(scorer, ragged, batch_size=2)
+    alone = [rank_passages(scorer, [example])[0] for example in ragged]
+    assert together == alone
+    assert sorted(together[0]) == [0, 1] and sorted(together[1]) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="same number"):
+        scorer.scores(ragged)

@@ -182,3 +182,55 @@ def test_bad_inputs_are_one_clear_line(tmp_path, capsys):
     assert "line 1: field 'positive'" in capsys.readouterr().err
     assert main(["train-retriever", "records", "beir", "--folder", str(tmp_path / "nope"), "--out", "r.jsonl"]) == 2
     assert "is missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["embedder", "--batch-size", "0"], "--batch-size: expected an integer >= 1"),
+        (["embedder", "--max-length", "-3"], "--max-length: expected an integer >= 1"),
+        (["embedder", "--stage1-steps", "-1"], "--stage1-steps: expected an integer >= 0"),
+        (["embedder", "--device", "foo"], "--device 'foo' is not a torch device"),
+        (["embedder", "--records", "{noneg}"], "no training record has negatives"),
+        (["embedder", "--base", "{missing}"], "base causal LM '.*' is not a folder"),
+        (["embedder", "--eval-beir", "{missing}"], "--eval-beir '.*' is not a folder"),
+        (["reranker", "--k", "0"], "--k: expected an integer >= 1"),
+        (["reranker", "--k", "50"], "k=50 is more than the 10 passages"),
+        (["reranker", "--tau", "0"], "tau .* must be > 0"),
+        (["reranker", "--reader", "{missing}"], "FiD reader '.*' is not a folder"),
+        (["reranker", "--base", "{missing}", "--fit-reader-steps", "50"], "reranker base '.*' is not a folder"),
+        (["embedder", "--no-such-option", "1"], "unrecognized arguments: --no-such-option"),
+    ],
+)
+def test_bad_options_are_one_clear_error_before_any_training(bases, tmp_path, capsys, argv, message):
+    import contextlib
+    import re
+
+    noneg = tmp_path / "noneg.jsonl"
+    noneg.write_text('{"query": "a question", "positive": "a passage"}\n{"query": "b", "positive": "c"}\n')
+    fill = {"{noneg}": str(noneg), "{missing}": str(tmp_path / "missing-model")}
+    argv = [fill.get(arg, arg) for arg in argv]
+    out = tmp_path / "out"
+    if argv[0] == "embedder":  # a valid run (the last of a repeated option wins), then the bad option
+        defaults = ["--base", str(bases / "causal-lm"), "--records", str(noneg), "--max-length", "16"]
+        defaults += ["--stage1-steps", "1", "--stage2-steps", "1"]
+        defaults += [] if "--records" in argv else ["--hard-negatives", "0"]
+    else:
+        defaults = ["--base", str(bases / "cross-encoder"), "--reader", str(bases / "fid-reader")]
+        defaults += ["--train", "2", "--eval", "0", "--steps", "1", "--max-length", "32"]
+    capsys.readouterr()
+    usage_error = "expected an integer" in message or "unrecognized" in message  # argparse exits with 2
+    with pytest.raises(SystemExit) if usage_error else contextlib.nullcontext():
+        assert main(["train-retriever", *argv[:1], *defaults, *argv[1:], "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+    assert not out.exists()  # it failed before training or saving anything
+
+
+@pytest.mark.parametrize("dataset", ["hotpotqa:question_only", "nq_open"])
+def test_records_from_rows_without_supporting_paragraphs_is_an_error_not_an_empty_file(tmp_path, capsys, dataset):
+    out = tmp_path / "records.jsonl"
+    assert main(["train-retriever", "records", "hotpotqa", "--dataset", dataset, "--out", str(out)]) == 2
+    assert "gave no training records" in capsys.readouterr().err
+    assert not out.exists()

@@ -23,6 +23,8 @@ from typing import Any
 
 from toolgym.retrievers.encoders import ENCODER_OPTIONS_FILE, tokenizable_text, tokenize_texts
 
+from .model_folders import require_model_folder
+
 logger = logging.getLogger(__name__)
 
 # E5's instruction for SciFact-like retrieval; any "Given ..., retrieve ..." sentence works.
@@ -82,6 +84,7 @@ class LLMEmbedder:
 
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        require_model_folder(path, "base causal LM")
         torch_dtype = getattr(torch, dtype, None)
         if not isinstance(torch_dtype, torch.dtype):
             raise ValueError(f"unknown dtype {dtype!r}; use 'float32', 'bfloat16' or 'float16'")
@@ -100,6 +103,8 @@ class LLMEmbedder:
 
     def tokenize(self, texts: Sequence[str], *, is_query: bool) -> dict[str, Any]:
         """Left-padded ids, mask and position ids of `texts` (+ instruction for queries) with EOS appended."""
+        if self.options.max_length < 2:
+            raise ValueError(f"max_length must be >= 2 (a token and the EOS), got {self.options.max_length}")
         prefix = self.options.query_instruction if is_query else ""
         texts = [prefix + tokenizable_text(text) for text in texts]
         batch = tokenize_texts(

@@ -41,6 +41,9 @@ class FiDReader:
     def from_pretrained(cls, path: str | Path, *, device: str = "cpu", **options: Any) -> FiDReader:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+        from .model_folders import require_model_folder
+
+        require_model_folder(path, "FiD reader")
         model = AutoModelForSeq2SeqLM.from_pretrained(str(path)).to(device)
         return cls(model, AutoTokenizer.from_pretrained(str(path)), **options)
 
@@ -77,7 +80,8 @@ class FiDReader:
         else:
             if doc_mask.shape != (b, n):
                 raise ValueError(f"the document mask has shape {tuple(doc_mask.shape)}, expected {(b, n)}")
-            per_doc = torch.log(doc_mask.to(dtype) + MASK_EPSILON)
+            # log in float32: in float16 ε underflows to 0 and a hidden passage would get -inf (NaN gradients)
+            per_doc = torch.log(doc_mask.float() + MASK_EPSILON).to(dtype)
         bias = per_doc.unsqueeze(-1).expand(b, n, length)
         bias = torch.where(token_mask.bool(), bias, torch.finfo(dtype).min)
         return bias.reshape(b, 1, 1, n * length)

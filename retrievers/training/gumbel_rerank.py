@@ -31,6 +31,7 @@ from typing import Any
 
 from .fid_reader import FiDReader
 from .loop import run_steps
+from .model_folders import require_model_folder
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,18 @@ class GumbelRerankConfig:
     seed: int = 0
     show_progress: bool = True
 
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.k < 1:
+            raise ValueError(f"k (passages kept) must be >= 1, got {self.k}")
+        if not self.tau > 0:
+            raise ValueError(f"tau (the Gumbel-softmax temperature) must be > 0, got {self.tau}")
+        if not self.kappa >= 0:
+            raise ValueError(f"kappa (the logit scale) must be >= 0, got {self.kappa}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
 
 def gumbel_noise(shape: tuple[int, ...], *, generator: Any = None, device: Any = None) -> Any:
     """G = -log(-log u), u ~ U(0, 1), clamped away from 0 and 1."""
@@ -82,9 +95,22 @@ def relaxed_top_k(w: Any, k: int, *, kappa: float, tau: float, generator: Any = 
 
     if not 1 <= k <= w.shape[-1]:
         raise ValueError(f"k must be in [1, {w.shape[-1]}] (the number of passages), got {k}")
+    if not tau > 0:
+        raise ValueError(f"tau (the Gumbel-softmax temperature) must be > 0, got {tau}")
     noise = gumbel_noise((*w.shape[:-1], k, w.shape[-1]), generator=generator, device=w.device)  # G^(j)_i
     samples = torch.softmax((kappa * w.unsqueeze(-2) + noise) / tau, dim=-1)  # M^(j)
     return samples.max(dim=-2).values  # M̂_i = max_j M^(j)_i
+
+
+def check_k_fits(examples: Sequence[RerankExample], k: int) -> None:
+    """A clear error, before any training, when an example has fewer than k candidate passages."""
+    short = [ex for ex in examples if len(ex.passages) < k]
+    if short:
+        fewest = min(len(ex.passages) for ex in short)
+        raise ValueError(
+            f"k={k} is more than the {fewest} passages of {len(short)} example(s) (e.g. {short[0].question[:60]!r}); "
+            "lower k or give every question at least k passages"
+        )
 
 
 def hard_top_k(w: Any, k: int) -> Any:
@@ -107,11 +133,12 @@ class CrossEncoderScorer:
     def from_pretrained(cls, path: str | Path, *, device: str = "cpu", max_length: int = 256) -> CrossEncoderScorer:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        require_model_folder(path, "reranker base")
         model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1).to(device)
         return cls(model, AutoTokenizer.from_pretrained(str(path)), max_length=max_length)
 
-    def scores(self, examples: Sequence[RerankExample]) -> Any:
-        """(B, n) logits w, with gradients when the model is in training mode."""
+    def flat_scores(self, examples: Sequence[RerankExample]) -> Any:
+        """(Σ_b n_b,) logits of every (question, passage) pair, example after example (any passage counts)."""
         pairs = [(ex.question, f"{title} {text}".strip()) for ex in examples for title, text in ex.passages]
         batch = self.tokenizer(
             [q for q, _ in pairs],
@@ -121,7 +148,17 @@ class CrossEncoderScorer:
             max_length=self.max_length,
             return_tensors="pt",
         ).to(next(self.model.parameters()).device)
-        return self.model(**batch).logits[:, 0].float().reshape(len(examples), -1)
+        return self.model(**batch).logits[:, 0].float()
+
+    def scores(self, examples: Sequence[RerankExample]) -> Any:
+        """(B, n) logits w, with gradients when the model is in training mode; every example needs n passages."""
+        counts = {len(ex.passages) for ex in examples}
+        if len(counts) > 1 or 0 in counts:
+            raise ValueError(
+                f"every example of a training batch needs the same number (>= 1) of passages, got {sorted(counts)}: "
+                "pad them (rerank_examples_from_hotpotqa does) or batch equal counts together"
+            )
+        return self.flat_scores(examples).reshape(len(examples), -1)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """A plain HF sequence-classification folder: the rerank stage loads it as `hf:<folder>`."""
@@ -173,6 +210,8 @@ def train_reranker(
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {config.objective!r}")
     if config.objective == "gumbel" and reader is None:
         raise ValueError("the 'gumbel' objective trains through a reader: pass reader=FiDReader(...)")
+    if config.objective == "gumbel":  # k relaxed samples per question; the supervised loss has no k
+        check_k_fits(examples, config.k)
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     order = list(examples)
@@ -210,8 +249,13 @@ def rank_passages(
     rankings: list[list[int]] = []
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
-            w = scorer.scores(examples[start : start + batch_size])
-            rankings += [row.argsort(descending=True, stable=True).tolist() for row in w]
+            chunk = [ex for ex in examples[start : start + batch_size] if ex.passages]
+            rows = scorer.flat_scores(chunk).split([len(ex.passages) for ex in chunk]) if chunk else []
+            rows = iter(rows)  # split per example: passage counts may differ (an example may have none)
+            rankings += [
+                next(rows).argsort(descending=True, stable=True).tolist() if ex.passages else []
+                for ex in examples[start : start + batch_size]
+            ]
     return rankings
 
 
@@ -220,6 +264,7 @@ __all__ = [
     "CrossEncoderScorer",
     "GumbelRerankConfig",
     "RerankExample",
+    "check_k_fits",
     "gumbel_loss",
     "gumbel_noise",
     "hard_top_k",

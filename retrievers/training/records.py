@@ -133,6 +133,8 @@ def source_batches(
     records: Sequence[TrainingRecord], batch_size: int, *, seed: int = 0, drop_last: bool = True
 ) -> Iterator[list[TrainingRecord]]:
     """Shuffled batches, each drawn from a single `source`; the order of sources is shuffled too."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     rng = random.Random(seed)
     by_source: dict[str, list[TrainingRecord]] = {}
     for record in records:
