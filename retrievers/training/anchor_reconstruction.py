@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .embedder import LLMEmbedder, position_ids_from_mask
-from .loop import rank_batches, run_steps
+from .loop import train_embedder_stage
 from .records import TrainingRecord
 
 logger = logging.getLogger(__name__)
@@ -115,20 +115,9 @@ def train_stage_one(embedder: LLMEmbedder, records: Sequence[TrainingRecord], co
     if not 0.0 <= config.alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {config.alpha}")
     torch.manual_seed(config.seed)
-    embedder.model.train()
-    batches = rank_batches(records, config.batch_size, config.seed)
-    losses = run_steps(
-        embedder.model.parameters(),
-        batches,
-        lambda batch: stage_one_loss(embedder, batch, config),
-        steps=config.steps,
-        learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_steps,
-        description="Stage I (EBQ2D + EBD2Q)",
-        show_progress=config.show_progress,
+    return train_embedder_stage(
+        embedder, records, config, lambda batch: stage_one_loss(embedder, batch, config), "Stage I (EBQ2D + EBD2Q)"
     )
-    embedder.model.eval()
-    return losses
 
 
 __all__ = ["StageIConfig", "reconstruction_loss", "stage_one_loss", "target_batch", "train_stage_one"]

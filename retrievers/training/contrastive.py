@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .embedder import LLMEmbedder
-from .loop import rank_batches, run_steps, world_size
+from .loop import train_embedder_stage, world_size
 from .records import TrainingRecord
 
 logger = logging.getLogger(__name__)
@@ -176,20 +176,9 @@ def train_stage_two(embedder: LLMEmbedder, records: Sequence[TrainingRecord], co
         )
     if config.lora:
         add_lora(embedder, config)
-    embedder.model.train()
-    batches = rank_batches(records, config.batch_size, config.seed)
-    losses = run_steps(
-        embedder.model.parameters(),
-        batches,
-        lambda batch: contrastive_loss(embedder, batch, config),
-        steps=config.steps,
-        learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_steps,
-        description="Stage II (InfoNCE)",
-        show_progress=config.show_progress,
+    return train_embedder_stage(
+        embedder, records, config, lambda batch: contrastive_loss(embedder, batch, config), "Stage II (InfoNCE)"
     )
-    embedder.model.eval()
-    return losses
 
 
 __all__ = [

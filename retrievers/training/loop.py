@@ -116,4 +116,35 @@ def run_steps(
     return losses
 
 
-__all__ = ["average_gradients", "rank", "run_steps", "shard_for_rank", "world_size"]
+def train_embedder_stage(
+    embedder: Any, records: Sequence[TrainingRecord], config: Any, loss_fn: Callable[[Any], Any], description: str
+) -> list[float]:
+    """One embedder stage: the model in train mode over this rank's batches, then back to eval; returns the losses.
+
+    `config` is a stage config (StageIConfig / StageIIConfig): batch_size, seed, steps, learning_rate,
+    warmup_steps and show_progress are read from it.
+    """
+    embedder.model.train()
+    losses = run_steps(
+        embedder.model.parameters(),
+        rank_batches(records, config.batch_size, config.seed),
+        loss_fn,
+        steps=config.steps,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        description=description,
+        show_progress=config.show_progress,
+    )
+    embedder.model.eval()
+    return losses
+
+
+__all__ = [
+    "average_gradients",
+    "rank",
+    "rank_batches",
+    "run_steps",
+    "shard_for_rank",
+    "train_embedder_stage",
+    "world_size",
+]
