@@ -83,6 +83,11 @@ class EpisodeRow:
     """The task's category, for datasets that have one (BFCL); omitted from the row when None."""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def seconds(self) -> float:
+        """Wall time of the episode, reset to end."""
+        return float(self.timing.get("seconds", 0.0))
+
     def to_dict(self) -> dict[str, Any]:
         row = {name: getattr(self, name) for name in _ROW_KEYS}
         if self.category is not None:
@@ -265,41 +270,8 @@ def _row(
     )
 
 
-@dataclass
-class Episode:
-    """One finished episode: the conversation, the actions, the outcome and the final info."""
-
-    seed: int | None
-    task_id: str
-    messages: list[dict[str, Any]]
-    actions: list[Any] = field(default_factory=list)
-    reward: float = 0.0
-    terminated: bool = False
-    truncated: bool = False
-    turns: int = 0
-    tool_calls: int = 0
-    invalid_actions: int = 0
-    metrics: dict[str, Any] = field(default_factory=dict)
-    final_info: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Episode:
-        return cls(
-            seed=row["seed"],
-            task_id=row.get("task_id") or "",
-            messages=row["messages"],
-            actions=row["actions"],
-            reward=row["reward"],
-            terminated=row.get("terminated", False),
-            truncated=row.get("truncated", False),
-            turns=row["turns"],
-            tool_calls=row.get("tool_calls", 0),
-            invalid_actions=row.get("invalid_actions", 0),
-            metrics=row["metrics"],
-            final_info=row.get("final_info", {}),
-            seconds=row["timing"]["seconds"],
-        )
+Episode = EpisodeRow
+"""A played episode is its result row: `play_episodes` hands back the rows the harness writes."""
 
 
 def play_episodes(
@@ -328,11 +300,11 @@ def play_episodes(
             )
         rows[row["task_index"]] = row
         if on_episode is not None:
-            on_episode(Episode.from_row(row))
+            on_episode(EpisodeRow.from_dict(row))
 
     wrapped = EnvPool([safe(env) for env in pool.envs], max_workers=pool.max_workers)
     try:
         play_safely(agent, wrapped, jobs, on_row)
     finally:
         wrapped.close(close_envs=False)
-    return [Episode.from_row(rows[i]) for i in range(len(jobs))]
+    return [EpisodeRow.from_dict(rows[i]) for i in range(len(jobs))]
