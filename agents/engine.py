@@ -98,6 +98,31 @@ def token_entropy(logits: Any, temperature: float = 1.0) -> Any:
     return -(log_probs.exp() * log_probs).sum(dim=-1)
 
 
+def token_logprobs_and_entropy(
+    logits: Any, token_ids: Any, temperature: float = 1.0, entropy_grad: bool = False
+) -> tuple[Any, Any]:
+    """`token_logprobs` and `token_entropy` of the same logits, sharing one `logsumexp`.
+
+    A training step needs both (the loss, and the entropy veRL logs every step); computed apart,
+    each walks the `(..., V)` logits for its own normaliser. Here `lse = logsumexp(x)` is taken once:
+    the logprob is `x[id] - lse` exactly as `token_logprobs` computes it, and the entropy is
+    `lse - sum_v softmax(x)_v * x_v`. The entropy carries gradient only with `entropy_grad` (an
+    entropy bonus); for logging it is computed without autograd.
+    """
+    import torch
+
+    scaled = logits.float()
+    temperature = scoring_temperature(temperature)
+    if temperature != 1.0:
+        scaled = scaled / temperature
+    lse = torch.logsumexp(scaled, dim=-1)
+    picked = torch.gather(scaled, -1, token_ids.long().unsqueeze(-1)).squeeze(-1)
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        probs = torch.exp(scaled - lse.unsqueeze(-1))
+        entropy = lse - (probs * scaled).sum(dim=-1)
+    return picked - lse, entropy
+
+
 def sampling_record(sampling: SamplingParams, policy_version: int) -> dict[str, Any]:
     """What a trajectory stores about how it was sampled; its logprobs depend on every field."""
     return {
@@ -120,4 +145,5 @@ __all__ = [
     "scoring_temperature",
     "token_entropy",
     "token_logprobs",
+    "token_logprobs_and_entropy",
 ]

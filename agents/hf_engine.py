@@ -92,6 +92,7 @@ class HFEngine:
         self._keeps_logits = "logits_to_keep" in parameters
         self.policy_version = 0
         self.kv_cache = PrefixKVCache(kv_cache_sequences)
+        self._stop_enders_cache: dict[tuple[str, ...], frozenset[int] | None] = {}
         self._cached_weights = self._weights_version()
 
     @classmethod
@@ -197,6 +198,7 @@ class HFEngine:
             positions.to(self.device),
         )
         stop_window = _stop_window_tokens(sampling.stop)
+        stop_enders = self._stop_enders(tuple(sampling.stop))
         cache = self._new_cache()
         if template is not None:
             seed_cache(cache, reused, cached_width, template)
@@ -219,7 +221,8 @@ class HFEngine:
                     token = token_list[row]
                     generation.token_ids.append(token)
                     generation.logprobs.append(logprob_list[row])
-                    done[row] = self._finished(generation, token, budgets[row], sampling.stop, stop_window)
+                    stops = sampling.stop if stop_enders is None or token in stop_enders else ()
+                    done[row] = self._finished(generation, token, budgets[row], stops, stop_window)
                 if all(done):
                     break
                 positions = positions[:, -1:] + 1
@@ -257,6 +260,27 @@ class HFEngine:
                 ]
             ).to(self.device)
             self.kv_cache.put(prompt + generation.token_ids[:kept], row_layers(layers, row, columns))
+
+    def _stop_enders(self, stops: tuple[str, ...]) -> frozenset[int] | None:
+        """Token ids whose text holds the last character of a stop string; None: check every token.
+
+        A stop string completed by a token ends inside that token's text, so a token without any
+        stop's last character cannot complete one, and the tail need not be decoded (decoding it
+        for every row at every step was a visible share of a small model's decode loop). Stops
+        ending in whitespace or a non-ASCII character (which byte-level tokens may split) are
+        always checked. Computed once per stop tuple, with one batched decode of the vocabulary.
+        """
+        if stops not in self._stop_enders_cache:
+            enders = {stop[-1] for stop in stops if stop}
+            if not enders or any(not char.isascii() or char.isspace() for char in enders):
+                self._stop_enders_cache[stops] = None
+            else:
+                vocabulary = len(self.tokenizer)
+                texts = self.tokenizer.batch_decode([[i] for i in range(vocabulary)], skip_special_tokens=False)
+                self._stop_enders_cache[stops] = frozenset(
+                    i for i, text in enumerate(texts) if any(char in text for char in enders)
+                )
+        return self._stop_enders_cache[stops]
 
     def _weights_version(self) -> int:
         """Changes whenever a parameter is modified in place (torch's per-tensor version counters),

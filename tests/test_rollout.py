@@ -227,3 +227,25 @@ def test_a_plain_list_of_envs_works_and_single_turn_math_terminates(engine) -> N
     assert all(t.terminated and t.info["stop_reason"] in ("answer", "no_answer") for t in trajectories)
     for trajectory in trajectories:
         _assert_token_layout(trajectory, engine.tokenizer)
+
+
+@pytest.mark.parametrize(
+    ("stops", "random_weights_hit_one"),
+    [(("</search>", "</answer>"), False), (("e", " the"), True), (("a ",), True), (("é", "s"), True)],
+)
+def test_skipping_tokens_that_cannot_end_a_stop_changes_no_generation(
+    engine, monkeypatch, stops, random_weights_hit_one
+) -> None:
+    """The engine decodes the tail only for tokens holding a stop's last character; same tokens either way."""
+    prompts = [engine.tokenizer("Where was Tarvo born? <search>")["input_ids"], engine.tokenizer("x")["input_ids"]]
+    sampling = SamplingParams(temperature=1.0, max_tokens=40, stop=stops, seed=5)
+
+    def generate() -> list:
+        engine.kv_cache.clear()
+        engine.reseed(5)
+        return [(g.token_ids, g.finish_reason, g.stop) for g in engine.generate(prompts * 8, sampling)]
+
+    filtered = generate()
+    monkeypatch.setattr(type(engine), "_stop_enders", lambda self, stops: None)
+    assert generate() == filtered
+    assert any(reason == "stop" for _, reason, _ in filtered) == random_weights_hit_one

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from toolgym.agents.engine import token_entropy, token_logprobs
+from toolgym.agents.engine import token_logprobs, token_logprobs_and_entropy
 
 from .batch import RolloutBatch
 from .config import GRPOConfig
@@ -77,14 +77,16 @@ def policy_forward(
     else:
         logits = model(**inputs).logits[:, :-1][:, kept]
     targets = batch.input_ids[:, 1:][:, kept]
-    logprobs = batch.loss_mask.new_zeros((batch.size, length - 1)).index_copy(
-        1, kept, token_logprobs(logits, targets, temperature).to(batch.loss_mask.dtype)
-    )
     entropy = None
     if with_entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            values = token_entropy(logits, temperature).to(batch.loss_mask.dtype)
-        entropy = torch.cat([pad, batch.loss_mask.new_zeros((batch.size, length - 1)).index_copy(1, kept, values)], 1)
+        values, entropies = token_logprobs_and_entropy(logits, targets, temperature, entropy_grad)
+        entropies = entropies.to(batch.loss_mask.dtype)
+        entropy = torch.cat(
+            [pad, batch.loss_mask.new_zeros((batch.size, length - 1)).index_copy(1, kept, entropies)], 1
+        )
+    else:
+        values = token_logprobs(logits, targets, temperature)
+    logprobs = batch.loss_mask.new_zeros((batch.size, length - 1)).index_copy(1, kept, values.to(batch.loss_mask.dtype))
     return torch.cat([pad, logprobs], dim=1), entropy
 
 
