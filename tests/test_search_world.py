@@ -93,3 +93,40 @@ def test_every_world_within_the_bounds_builds_even_when_look_alike_names_run_out
     names = [entity.name.lower() for entity in world.entities.values()]
     assert len(names) == len(set(names))
     assert sum(entity.distractor for entity in world.entities.values()) == n_distractors
+
+
+def test_plain_pages_state_the_same_facts_in_one_fixed_sentence_each():
+    """page_style="plain": same entities, questions and answers; no introduction; one wording per relation."""
+    from toolgym.envs.search.world import _PLAIN_SENTENCES
+
+    varied = World(WorldConfig(seed=4, n_entities=150))
+    plain = World(WorldConfig(seed=4, n_entities=150, page_style="plain"))
+    assert [d.doc_id for d in plain.documents] == [d.doc_id for d in varied.documents]
+    for i in range(60):
+        assert {**plain.question_row(i), "world": None} == {**varied.question_row(i), "world": None}
+    documents = {doc.doc_id: doc for doc in plain.documents}
+    for entity in plain.entities.values():
+        text = documents[entity.entity_id].text
+        expected = [_PLAIN_SENTENCES[r].format(s=entity.name, o=plain._value(v)) for r, v in entity.facts.items()]
+        assert all(sentence in text for sentence in expected)
+        assert len(text) == len(" ".join(expected))  # nothing but the facts
+    assert sum(len(d.text) for d in plain.documents) < 0.75 * sum(len(d.text) for d in varied.documents)
+    for i in range(60):
+        row = plain.question_row(i, hops=2)
+        assert answer_in_text(documents[row["supporting_doc_ids"][-1]].text, row["answers"])
+
+
+def test_page_style_is_checked_in_the_config_the_env_and_task_rows():
+    import gymnasium as gym
+
+    import toolgym  # noqa: F401
+    from toolgym.envs.rows import TaskRowError
+
+    with pytest.raises(ValueError, match="page_style"):
+        WorldConfig(page_style="fancy")
+    env = gym.make("Search-v0", n_entities=60, page_style="plain", top_k=1)
+    _, info = env.reset(seed=0)
+    assert info["task"]["world"]["page_style"] == "plain"
+    row = dict(info["task"], world={**info["task"]["world"], "page_style": "fancy"})
+    with pytest.raises(TaskRowError, match="page_style"):
+        env.reset(options={"task": row})

@@ -29,6 +29,7 @@ from typing import Any
 ENV_KWARGS = {
     "n_entities": 2000,
     "n_distractors": 0,
+    "page_style": "plain",
     "hops": 1,
     "top_k": 1,
     "max_turns": 2,
@@ -39,11 +40,19 @@ HELD_OUT_SHARE = 0.3
 SEARCH_SHARE = 0.3
 
 
+def recipe_world(seed: int = 0) -> Any:
+    """The procedural world of `ENV_KWARGS` (its `seed`: 0 is the env's, others are siblings)."""
+    from toolgym.envs.search.world import WorldConfig
+
+    keys = ("n_entities", "n_distractors", "page_style")
+    return WorldConfig(seed, **{key: ENV_KWARGS[key] for key in keys})
+
+
 def split_questions(n_questions: int, seed: int) -> tuple[list[int], list[int], dict[int, dict[str, Any]]]:
     """Question indices about training entities and about held-out entities, and the rows."""
-    from toolgym.envs.search.world import WorldConfig, get_world
+    from toolgym.envs.search.world import get_world
 
-    world = get_world(WorldConfig(0, ENV_KWARGS["n_entities"], ENV_KWARGS["n_distractors"], 1))
+    world = get_world(recipe_world())
     rows = {i: world.question_row(i, hops=1) for i in range(n_questions)}
     held_out = {e for e in world.entities if random.Random(f"held-out-{seed}-{e}").random() < HELD_OUT_SHARE}
     train = [i for i, row in rows.items() if row["supporting_doc_ids"][0] not in held_out]
@@ -51,14 +60,16 @@ def split_questions(n_questions: int, seed: int) -> tuple[list[int], list[int], 
     return train, evaluation, rows
 
 
-def lazy_demonstrations(train: list[int], rows: dict[int, dict[str, Any]], n_demos: int, seed: int) -> list[dict]:
+def lazy_demonstrations(
+    train: list[int], rows: dict[int, dict[str, Any]], n_demos: int, seed: int, search_share: float = SEARCH_SHARE
+) -> list[dict]:
     """Message lists played against the real env: 30 % search then answer, 70 % answer a wrong guess at once."""
     import gymnasium as gym
 
     import toolgym  # noqa: F401
-    from toolgym.envs.search.world import WorldConfig, get_world
+    from toolgym.envs.search.world import get_world
 
-    world = get_world(WorldConfig(0, ENV_KWARGS["n_entities"], ENV_KWARGS["n_distractors"], 1))
+    world = get_world(recipe_world())
     env = gym.make("Search-v0", **ENV_KWARGS)
     rng = random.Random(f"lazy-demos-{seed}")
     answers_by_kind: dict[str, list[str]] = {}
@@ -71,7 +82,7 @@ def lazy_demonstrations(train: list[int], rows: dict[int, dict[str, Any]], n_dem
         messages, _ = env.reset(seed=index, options={"index": index})
         row = rows[index]
         subject = world.entities[row["supporting_doc_ids"][0]]
-        if rng.random() < SEARCH_SHARE:
+        if rng.random() < search_share:
             search = f"<search> {subject.name}</search>"
             observation, *_ = env.step(search)
             answer = f"<answer> {row['answer']}</answer>"
@@ -94,9 +105,9 @@ def tokenizer_texts(n_questions: int) -> list[str]:
     Learning merges from a sibling world gives every entity, trained on or held out, the same
     syllable-level pieces.
     """
-    from toolgym.envs.search.world import WorldConfig, get_world
+    from toolgym.envs.search.world import get_world
 
-    world = get_world(WorldConfig(1000, ENV_KWARGS["n_entities"], ENV_KWARGS["n_distractors"], 1))
+    world = get_world(recipe_world(seed=1000))
     pages = {doc.doc_id: doc for doc in world.documents}
     texts = []
     for index in range(n_questions):
@@ -108,7 +119,16 @@ def tokenizer_texts(n_questions: int) -> list[str]:
     return texts
 
 
-def prepare(out: Path, seed: int, sft_steps: int, grpo_steps: int, n_questions: int = 6000) -> Any:
+def prepare(
+    out: Path,
+    seed: int,
+    sft_steps: int,
+    grpo_steps: int,
+    n_questions: int = 6000,
+    n_demos: int = 6000,
+    search_share: float = SEARCH_SHARE,
+    vocab_size: int = 1000,
+) -> Any:
     """Write the tiny model, the lazy demos and the config into `out`; return the GRPOConfig."""
     from toolgym.agents.tiny import make_tiny_model
 
@@ -120,7 +140,7 @@ def prepare(out: Path, seed: int, sft_steps: int, grpo_steps: int, n_questions: 
     if not (model_dir / "config.json").is_file():
         make_tiny_model(
             model_dir,
-            vocab_size=1000,
+            vocab_size=vocab_size,
             hidden_size=128,
             layers=2,
             seed=seed,
@@ -129,7 +149,7 @@ def prepare(out: Path, seed: int, sft_steps: int, grpo_steps: int, n_questions: 
         )
     demos_file = out / "lazy-demos.jsonl"
     if not demos_file.is_file():
-        demos = lazy_demonstrations(train, rows, 6000, seed)
+        demos = lazy_demonstrations(train, rows, n_demos, seed, search_share)
         demos_file.write_text("".join(json.dumps(d) + "\n" for d in demos), encoding="utf-8")
     values = {
         "model": str(model_dir),

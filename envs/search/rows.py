@@ -10,7 +10,7 @@ from typing import Any
 
 from toolgym.envs.rows import RowFormat, TaskRowError, check_row
 
-from .world import MAX_DISTRACTORS, MAX_ENTITIES, MAX_PARAGRAPHS_PER_ENTITY, MAX_SEED, MIN_ENTITIES
+from .world import MAX_DISTRACTORS, MAX_ENTITIES, MAX_PARAGRAPHS_PER_ENTITY, MAX_SEED, MIN_ENTITIES, PAGE_STYLES
 
 ENV_ID = "Search-v0"
 _STRING = {"type": "string"}
@@ -87,6 +87,7 @@ WORLD_CONFIG_SCHEMA = {
         "n_entities": {"type": "integer", "minimum": MIN_ENTITIES, "maximum": MAX_ENTITIES},
         "n_distractors": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_DISTRACTORS},
         "paragraphs_per_entity": {"type": "integer", "minimum": 1, "maximum": MAX_PARAGRAPHS_PER_ENTITY},
+        "page_style": {"enum": list(PAGE_STYLES)},
     },
 }
 WORLD_ROW = RowFormat(
@@ -122,8 +123,9 @@ ANSWER_ONLY_ROW = RowFormat(
 )
 
 
-def search_row_format(row: Any) -> RowFormat:
-    """Which format a row is in (from its keys), validated; raises `TaskRowError` naming the field."""
+def search_row_format(row: Any, checked: bool = True) -> RowFormat:
+    """Which format a row is in (from its keys), validated unless `checked` is False; raises
+    `TaskRowError` naming the field."""
     if not isinstance(row, dict):
         raise TaskRowError(ENV_ID, "options['task']", f"must be a task row (a dict), got {type(row).__name__}")
     if "question_text" in row or "contexts" in row:
@@ -141,5 +143,6 @@ def search_row_format(row: Any) -> RowFormat:
             f"is missing; got keys {sorted(row)[:10]}: expected HotpotQA (question/answer/context), IRCoT "
             "(question_text/answers_objects/contexts), NQ-open (question/answer) or a procedural world row",
         )
-    check_row(ENV_ID, row, row_format)
+    if checked:
+        check_row(ENV_ID, row, row_format)
     return row_format

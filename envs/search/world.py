@@ -100,6 +100,25 @@ _INTROS = {
 }
 _SECTION_TITLES = ["history", "background", "records", "notes"]
 
+# page_style="plain": one fixed sentence per relation and no introduction, so a page states its
+# facts in the fewest tokens. A tiny model trained from scratch on CPU learns to read these pages in
+# minutes (the tiny-learning recipe), where the varied pages' 27 paraphrases and intros take far
+# longer. Each wording names its relation, so no two relations share a sentence shape.
+_PLAIN_SENTENCES: dict[str, str] = {
+    "born_in": "{s} was born in the city of {o}.",
+    "born_year": "{s} was born in the year {o}.",
+    "occupation": "{s} worked as {o}.",
+    "founded_by": "{s} was founded by {o}.",
+    "headquartered_in": "{s} is headquartered in {o}.",
+    "founded_year": "{s} was founded in the year {o}.",
+    "product": "{s} makes {o}.",
+    "located_in": "{s} is a city in {o}.",
+    "on_river": "{s} lies on the {o}.",
+    "capital": "The capital of {s} is {o}.",
+    "flows_through": "{s} flows through {o}.",
+}
+PAGE_STYLES = ("varied", "plain")
+
 
 # Upper bounds on what sizes a world (the build is quadratic in entities: 5,000 take ~2 s, 10,000
 # ~7 s), so neither a constructor argument nor a task row can ask for one that exhausts memory.
@@ -121,8 +140,13 @@ class WorldConfig:
     n_entities: int = 200
     n_distractors: int | None = None  # default: a quarter of n_entities
     paragraphs_per_entity: int = 1
+    page_style: str = "varied"
+    """"varied" (default): an introduction and one of several wordings per fact; "plain": one fixed
+    sentence per relation, no introduction (same entities, facts and questions, shorter pages)."""
 
     def __post_init__(self) -> None:
+        if self.page_style not in PAGE_STYLES:
+            raise ValueError(f"world parameter page_style must be one of {PAGE_STYLES}, got {self.page_style!r}")
         bounds = {
             "seed": (-MAX_SEED, MAX_SEED),
             "n_entities": (MIN_ENTITIES, MAX_ENTITIES),
@@ -281,10 +305,14 @@ class World:
             self.rng.shuffle(relations)
             sections: list[list[str]] = [[] for _ in range(paragraphs)]
             doc_ids = [entity.entity_id if i == 0 else f"{entity.entity_id}#{i}" for i in range(paragraphs)]
-            sections[0].append(_INTROS[entity.kind].format(s=entity.name))
+            plain = self.config.page_style == "plain"
+            if not plain:
+                sections[0].append(_INTROS[entity.kind].format(s=entity.name))
             for position, relation in enumerate(relations):
                 part = position % paragraphs
-                template = self.rng.choice(_SENTENCES[relation])
+                template = self.rng.choice(_SENTENCES[relation])  # drawn in both styles: same RNG stream
+                if plain:
+                    template = _PLAIN_SENTENCES[relation]
                 sections[part].append(template.format(s=entity.name, o=self._value(entity.facts[relation])))
                 self.fact_doc[(entity.entity_id, relation)] = doc_ids[part]
             for part, sentences in enumerate(sections):
