@@ -33,16 +33,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from toolgym.dialects import get_dialect
 from toolgym.extras import require
 from toolgym.http_server import quiet_client_disconnects, running_app
 from toolgym.json_values import json_safe
 from toolgym.microbatch import BatcherBusy, MicroBatcher
-from toolgym.tool_calls import ToolCall, parse_turn, render_calls, turn_text
+from toolgym.tool_calls import ToolCall, turn_text
 
 from .base import Action, Agent, AgentRequest, SamplingParams
 from .model_server_protocol import RequestError, ServerLimits, completion_body, error_body, parse_chat_request
 
 logger = logging.getLogger(__name__)
+
+_HERMES, _OPENAI = get_dialect("hermes"), get_dialect("openai")
+"""The two dialects the server translates between: native `tool_calls` (openai) and Hermes text."""
 
 
 @dataclass
@@ -153,13 +157,13 @@ def assistant_message(action: Action, stop: tuple[str, ...], with_tools: bool) -
     text, matched_stop = cut_at_stop(text, stop)
     calls: list[dict[str, Any]] = []
     if isinstance(action, dict) and action.get("tool_calls"):
-        parsed = parse_turn({"role": "assistant", "tool_calls": action["tool_calls"]}, "openai").tool_calls
+        parsed = _OPENAI.parse({"role": "assistant", "tool_calls": action["tool_calls"]}).tool_calls
         if with_tools:
             calls = [_wire_call(call) for call in parsed]
         else:  # a tool-less request never gets tool_calls back; show them as Hermes text instead
-            text = str(render_calls(parsed, "hermes", text))
+            text = str(_HERMES.render(parsed, text))
     elif with_tools and "<tool_call>" in text:
-        parsed_text = parse_turn(text, "hermes")
+        parsed_text = _HERMES.parse(text)
         if parsed_text.tool_calls:
             calls = [_wire_call(call) for call in parsed_text.tool_calls]
             text = _HERMES_BLOCK_RE.sub("", text).strip()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,13 +60,19 @@ __all__ = [
 ]
 
 
-def group_key(task_id: str, seed: int | None) -> str:
-    """The GRPO group key of an episode: the task it played and the seed that drew the task.
+def group_key(task_id: str, seed: int | None, draw: str | int = 0) -> str:
+    """The GRPO group key of an episode: the task it played, the seed that drew the task, and the draw.
 
-    Depends only on the task, never on where the seed sits in a call's seed list, so advantages
-    computed per group do not change when a batch is reordered or split.
+    A group is one *draw* of a task and its G samples; each draw has its own baseline. The same
+    task drawn twice in one step (a sampler that wraps its epoch, repeated training indices, a
+    dynamic-sampling round that draws it again) is two groups, told apart by `draw`: an id the
+    caller gives each draw (the trainer passes its sampler slot, unique over the run) or, by
+    default, the occurrence of the seed in one `collect_rollouts` call (0 for its first). The key
+    names the draw, never where it sits in the seed list or in the resulting batch, so advantages
+    do not change when a batch is reordered or split into micro-batches. A sample's position in
+    its group is the separate `Trajectory.sample_index`.
     """
-    return f"{task_id}@seed={seed}"
+    return f"{task_id}@seed={seed}#{draw}"
 
 
 @dataclass
@@ -218,13 +225,16 @@ def collect_rollouts(
     layout: str = "auto",
     policy_version: int | None = None,
     sample_offset: int = 0,
+    draws: Sequence[str | int] | None = None,
 ) -> list[Trajectory]:
     """Play `group_size` episodes per seed and return their trajectories, grouped by seed.
 
     The result is ordered so that `trajectories[g * group_size : (g + 1) * group_size]` is the group
     of `seeds[g]` (same task, independent samples), and every member carries the same
-    `group_key` (task id and seed) and its `sample_index` (`sample_offset` + position in the group;
-    raise the offset to draw more samples for groups already started, e.g. dynamic sampling).
+    `group_key` (task id, seed and draw: `group_key`) and its `sample_index` (`sample_offset` +
+    position in the group; raise the offset, with the same draws, to add samples to groups already
+    started). A seed listed twice is two groups: `draws` names each seed's draw (default: its
+    occurrence in `seeds`, 0 for the first), and a repeated (seed, draw) pair is refused.
     Up to `len(envs)` episodes run at once; each round generates one turn for every episode awaiting
     one, in batches, and steps only those envs.
 
@@ -246,6 +256,7 @@ def collect_rollouts(
     options = list(options) if options is not None else [None] * len(seeds)
     if len(options) != len(seeds):
         raise ValueError(f"got {len(seeds)} seeds but {len(options)} options")
+    draws = _draw_ids(seeds, draws)
     if policy_version is None:
         policy_version = int(getattr(engine, "policy_version", 0))
     if sampling.seed is not None:
@@ -276,14 +287,37 @@ def collect_rollouts(
     if clock.failed:
         logger.warning("%d of %d episodes failed with an env error (marked failed=True)", clock.failed, len(jobs))
     trajectories = [finished[(job.task_index, sample_offset + job.sample_index)] for job in jobs]
-    _assign_group_keys(trajectories, seeds, group_size)
+    _assign_group_keys(trajectories, seeds, draws, group_size)
     return trajectories
 
 
-def _assign_group_keys(trajectories: list[Trajectory], seeds: Sequence[int], group_size: int) -> None:
-    """Key each group by its task: a member whose reset failed takes the key of one that played."""
-    for index, seed in enumerate(seeds):
+def _draw_ids(seeds: Sequence[int], draws: Sequence[str | int] | None) -> list[str | int]:
+    """Each seed's draw id: the caller's, or the seed's occurrence count so far (0, 1, … per seed)."""
+    if draws is None:
+        seen: dict[int, int] = {}
+        numbered: list[str | int] = []
+        for seed in seeds:
+            numbered.append(seen.get(seed, 0))
+            seen[seed] = seen.get(seed, 0) + 1
+        return numbered
+    draws = list(draws)
+    if len(draws) != len(seeds):
+        raise ValueError(f"got {len(seeds)} seeds but {len(draws)} draws")
+    repeated = sorted((pair for pair, n in Counter(zip(seeds, draws)).items() if n > 1), key=str)
+    if repeated:
+        raise ValueError(
+            f"(seed, draw) pairs {repeated[:3]} appear more than once, which would merge their groups: "
+            "give each draw of a task its own draw id"
+        )
+    return draws
+
+
+def _assign_group_keys(
+    trajectories: list[Trajectory], seeds: Sequence[int], draws: Sequence[str | int], group_size: int
+) -> None:
+    """Key each group by its task and draw: a member whose reset failed takes the key of one that played."""
+    for index, (seed, draw) in enumerate(zip(seeds, draws)):
         group = trajectories[index * group_size : (index + 1) * group_size]
         task_id = next((t.task_id for t in group if t.task_id), "")
         for trajectory in group:
-            trajectory.group_key = group_key(task_id, seed)
+            trajectory.group_key = group_key(task_id, seed, draw)

@@ -67,12 +67,12 @@ TINY_CHAT_TEMPLATE = (
 
 def tokenizer_training_texts(n_search: int = 300, n_math: int = 300) -> list[str]:
     """Text the project generates itself: env prompts, tags, tool schemas, worlds, ASCII coverage."""
+    from toolgym.dialects import get_dialect
     from toolgym.envs.math.calculator import CALCULATOR_SCHEMA
     from toolgym.envs.math.env import CORRECTION, DEFAULT_SYSTEM_PROMPT, TOOLS_PROMPT
     from toolgym.envs.math.world import generate_problem
     from toolgym.envs.search import protocol
     from toolgym.envs.search.world import WorldConfig, get_world
-    from toolgym.tool_calls import tool_instructions
 
     texts: list[str] = [
         protocol.SEARCH_R1_PROMPT,
@@ -84,7 +84,7 @@ def tokenizer_training_texts(n_search: int = 300, n_math: int = 300) -> list[str
         CORRECTION,
     ]
     for tools in ([protocol.SEARCH_TOOL], [CALCULATOR_SCHEMA]):
-        texts += [tool_instructions(tools, fmt) for fmt in ("hermes", "python", "openai")]
+        texts += [get_dialect(fmt).instructions(tools) for fmt in ("hermes", "python", "openai")]
         texts += [json.dumps(tool) for tool in tools]
     tags = "<think> </think> <search> </search> <answer> </answer> <information> </information> "
     tags += "<tool_call> </tool_call> <tool_response> </tool_response> <tools> </tools> \\boxed{ }"

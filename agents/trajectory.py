@@ -69,8 +69,9 @@ class Trajectory:
     turn_rewards: list[float] = field(default_factory=list)
     """The env's step reward after each assistant turn (the last one is `reward` for finished episodes)."""
     group_key: str = ""
-    """Identifies the GRPO group across batches and batch orders: derived from the task id and the
-    episode seed, never from a position in a call's seed list. Members of a group share it."""
+    """Identifies the GRPO group across batches and batch orders: the task id, the episode seed and
+    the draw (`toolgym.agents.rollout.group_key`), never a position in a seed list or a batch.
+    Members of a group share it; two draws of the same task in one step are two groups."""
     sample_index: int = 0
     """Index of this sample within its group (`sample_offset` + position in the group)."""
     sampling: dict[str, Any] = field(default_factory=dict)

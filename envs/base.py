@@ -16,11 +16,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 
-from toolgym.dialects import Dialect, get_dialect
+from toolgym.dialects import TOOL_FORMATS, Dialect, get_dialect
 from toolgym.json_values import brief
 from toolgym.messages import Message
 from toolgym.spaces import AssistantTurn, MessageList
-from toolgym.tool_calls import TOOL_FORMATS, ParsedTurn
+from toolgym.tool_calls import ParsedTurn
 
 from .observation_limits import (
     DEFAULT_MAX_OBSERVATION_CHARS,

@@ -6,8 +6,8 @@ import gymnasium as gym
 import pytest
 
 import toolgym  # noqa: F401  (registers the envs)
-from toolgym.dialects import DIALECTS, PythonDialect, dialect_of, get_dialect
-from toolgym.tool_calls import TOOL_FORMATS, ToolCall
+from toolgym.dialects import DIALECTS, TOOL_FORMATS, PythonDialect, dialect_of, get_dialect
+from toolgym.tool_calls import ToolCall
 
 
 def test_every_env_tool_format_names_a_dialect():
@@ -70,3 +70,20 @@ def test_only_search_r1_returns_results_as_a_user_turn():
     call = ToolCall("search", {"query": "q"}, id="call_0")
     roles = {name: get_dialect(name).tool_result_message(call, "r")["role"] for name in TOOL_FORMATS}
     assert roles == {"search_r1": "user", "hermes": "tool", "python": "tool", "openai": "tool"}
+
+
+def test_the_dialect_objects_are_the_only_way_to_work_by_dialect_name():
+    # toolgym.tool_calls keeps the types and the scanners the dialects call; a second by-name
+    # implementation (parse_turn(action, "hermes"), ...) could drift from the objects.
+    import inspect
+
+    import toolgym.tool_calls as tool_calls
+
+    by_name = [
+        name
+        for name, function in inspect.getmembers(tool_calls, inspect.isfunction)
+        if function.__module__ == tool_calls.__name__ and "tool_format" in inspect.signature(function).parameters
+    ]
+    assert by_name == []
+    assert not hasattr(tool_calls, "TOOL_FORMATS")
+    assert TOOL_FORMATS == ("search_r1", "hermes", "python", "openai")

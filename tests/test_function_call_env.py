@@ -10,9 +10,10 @@ import time
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from toolgym.dialects import get_dialect
 from toolgym.envs.base import EpisodeError
 from toolgym.envs.function_call.env import FunctionCallEnv
-from toolgym.tool_calls import ToolCall, render_calls
+from toolgym.tool_calls import ToolCall
 
 # A BFCL-format row (question + function docs + possible answer), so these tests need no data files.
 BFCL_ROW = {
@@ -77,7 +78,7 @@ def test_every_tool_format_scores_the_same_calls(tool_format):
     _, info = env.reset(options={"index": 0})
     exposed = info["tools"][0]["function"]["name"]
     calls = [ToolCall(exposed, c.arguments) for c in GOLD_CALLS]
-    _, reward, terminated, _, step_info = env.step(render_calls(calls, tool_format))
+    _, reward, terminated, _, step_info = env.step(get_dialect(tool_format).render(calls))
     assert [(c["name"], c["arguments"]) for c in step_info["tool_calls"]] == [
         (exposed, c.arguments) for c in GOLD_CALLS
     ]

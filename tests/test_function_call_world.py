@@ -8,10 +8,11 @@ import pytest
 
 from toolgym.agents.base import AgentRequest
 from toolgym.agents.scripted.function_call import baseline, oracle
+from toolgym.dialects import get_dialect
 from toolgym.envs.function_call.env import FunctionCallEnv
 from toolgym.envs.function_call.world import generate_world_task
 from toolgym.envs.function_call.world_tools import ToolWorld
-from toolgym.tool_calls import ToolCall, render_calls
+from toolgym.tool_calls import ToolCall
 
 STATE = {
     "fs": {"cwd": "/", "tree": {"docs": {"a.txt": "hello"}, "archive": {}}},
@@ -111,7 +112,7 @@ def test_reward_is_judged_on_the_state_at_max_turns():
     env = FunctionCallEnv(difficulty=1, max_turns=1)
     _messages, info = env.reset(seed=3)
     gold = [ToolCall(c["name"], c["arguments"]) for c in info["task"]["gold_calls"]]
-    _, reward, terminated, truncated, step_info = env.step(render_calls(gold, "hermes"))
+    _, reward, terminated, truncated, step_info = env.step(get_dialect("hermes").render(gold))
     assert truncated and not terminated and reward == 1.0
     assert step_info["stop_reason"] == "max_turns" and step_info["metrics"]["goal_met"]
 
@@ -119,8 +120,8 @@ def test_reward_is_judged_on_the_state_at_max_turns():
 def test_a_failed_call_is_a_tool_message_with_the_error():
     env = FunctionCallEnv(difficulty=1, tool_format="openai", categories=["bank"])
     env.reset(seed=0)
-    action = render_calls(
-        [ToolCall("transfer", {"from_account": "ACC-0", "to_account": "ACC-1", "amount": 1}, id="c1")], "openai"
+    action = get_dialect("openai").render(
+        [ToolCall("transfer", {"from_account": "ACC-0", "to_account": "ACC-1", "amount": 1}, id="c1")]
     )
     messages, _reward, terminated, truncated, info = env.step(action)
     assert messages[0]["role"] == "tool" and messages[0]["tool_call_id"] == "c1"

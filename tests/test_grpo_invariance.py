@@ -7,6 +7,7 @@ stream with loss_mask 0, exactly like search results.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -70,6 +71,26 @@ def test_gradient_does_not_depend_on_the_micro_batch_split(engine, trajectories,
             # float32 sums in another order differ in the last bits: compare against the tensor's scale.
             error = float((split[name] - grad).abs().max())
             assert error <= 1e-5 * float(grad.abs().max()) + 1e-9, (aggregation, micro_batch_size, name, error)
+    engine.model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "per_row"), [("token_sum_norm", 16.0), ("seq_mean_token_sum", 1.0), ("seq_mean_token_mean", 1.0)]
+)
+def test_per_row_normalizers_count_failed_and_masked_rows(engine, trajectories, aggregation, per_row):
+    # Row 1 failed (an env error: weight 0), row 0 masked (mask_truncated: weight 0). Dr. GRPO's
+    # divisor is still all 6 rows × 16 (TRL dr_grpo: B × max_completion_length), whatever the split.
+    played = list(trajectories)
+    played[1] = dataclasses.replace(played[1], failed=True)
+    batch = make_batch(played, engine)
+    batch.sample_weights[0] = 0.0
+    assert batch.sample_weights.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    for micro_batch_size in (1, 4, 6):
+        config = GRPOConfig(
+            num_generations=3, loss_aggregation=aggregation, token_sum_constant=16, micro_batch_size=micro_batch_size
+        )
+        metrics = accumulate_gradients(engine.model, batch, config)
+        assert metrics["normalizer"] == 6 * per_row
     engine.model.zero_grad(set_to_none=True)
 
 

@@ -205,6 +205,38 @@ def test_aggregation_modes(aggregation, constant, expected):
     assert approx(aggregate(PER_TOKEN, MASK, aggregation, normalizer), expected)
 
 
+# Row 3 is fully masked (a truncated row under mask_truncated: tokens, but weight 0); row 4 is a
+# failed episode (no trainable token at all). Both are rows of the step.
+PER_TOKEN_MASKED = torch.tensor([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0], [5.0, 5.0, 5.0], [7.0, 7.0, 7.0]])
+MASK_MASKED = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "constant", "normalizer", "expected"),
+    [
+        ("token_mean", None, 4.0, 2.5),  # (1 + 2 + 3 + 4) / 4 trainable tokens: masked rows add none
+        ("seq_mean_token_mean", None, 4.0, 1.5),  # (2 + 4) / 4 rows (TRL grpo, veRL global_batch_size)
+        ("seq_mean_token_sum", None, 4.0, 2.5),  # (6 + 4) / 4 rows (veRL seq-mean-token-sum, global)
+        ("token_sum_norm", 10, 40.0, 0.25),  # (6 + 4) / (4 rows × 10): TRL dr_grpo's B × L_max
+    ],
+)
+def test_masked_and_failed_rows_count_in_every_per_row_normalizer(aggregation, constant, normalizer, expected):
+    assert step_normalizer([MASK_MASKED], aggregation, constant) == normalizer
+    assert approx(aggregate(PER_TOKEN_MASKED, MASK_MASKED, aggregation, normalizer), expected)
+    # Split {0, 2} | {1, 3}: the step-wide divisor is the same, and the shares add up to the whole.
+    parts = [(PER_TOKEN_MASKED[[0, 2]], MASK_MASKED[[0, 2]]), (PER_TOKEN_MASKED[[1, 3]], MASK_MASKED[[1, 3]])]
+    assert step_normalizer([m for _, m in parts], aggregation, constant) == normalizer
+    assert approx(sum(aggregate(p, m, aggregation, normalizer) for p, m in parts), expected)
+
+
+def test_dr_grpo_normalizer_is_constant_whatever_is_masked():
+    # Dr. GRPO's divisor is B × L: masking more rows must lower the loss, not re-weight the others.
+    for masked_rows in range(MASK_MASKED.shape[0] + 1):
+        mask = MASK_MASKED.clone()
+        mask[:masked_rows] = 0.0
+        assert step_normalizer([mask[:2], mask[2:]], "token_sum_norm", 10) == 40.0
+
+
 def test_normalizer_spans_all_micro_batches_of_the_step():
     # Split the two rows into two micro-batches: token_mean's divisor stays 4 (not 3 and 1), so the
     # shares 6/4 + 4/4 add up to the unsplit 2.5.

@@ -12,15 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from toolgym.dialects import get_dialect
 from toolgym.envs.base import EpisodeError
 from toolgym.envs.math.env import MathEnv
-from toolgym.tool_calls import ToolCall, render_calls
+from toolgym.tool_calls import ToolCall
 
 ROW = {"problem": "What is $\\frac{1}{2} + \\frac{1}{4}$?", "answer": "\\frac{3}{4}", "unique_id": "toy/1"}
 
 
 def calculator_call(expression: object, tool_format: str = "hermes") -> str | dict:
-    return render_calls([ToolCall("calculator", {"expression": expression}, id="call_0")], tool_format)
+    return get_dialect(tool_format).render([ToolCall("calculator", {"expression": expression}, id="call_0")])
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"tools": True}, {"tools": "calculator", "tool_format": "openai"}])

@@ -11,13 +11,13 @@ import json
 
 import pytest
 
+from toolgym.dialects import get_dialect
 from toolgym.envs.function_call.env import FunctionCallEnv
 from toolgym.envs.math.calculator import calculator
 from toolgym.envs.math.env import MathEnv
 from toolgym.envs.observation_limits import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from toolgym.envs.search.env import SearchEnv
 from toolgym.json_values import MAX_DEPTH, MAX_INT_DIGITS, argument_problem, json_safe
-from toolgym.tool_calls import parse_turn
 
 HUGE_HEX = "0x" + "f" * 5000  # 6,000+ decimal digits: past Python's 4,300-digit str(int) limit
 HUGE_BIN = "0b" + "1" * 20_000
@@ -116,7 +116,7 @@ def test_every_dialect_refuses_huge_and_deep_values_at_parse_time(dialect: str) 
             "tool_calls": [{"function": {"name": "f", "arguments": f'{{"a": {deep_json}}}'}}],
         },
     }
-    parsed = parse_turn(texts[dialect], dialect)
+    parsed = get_dialect(dialect).parse(texts[dialect])
     assert parsed.tool_calls == [] and len(parsed.errors) == 1
 
 

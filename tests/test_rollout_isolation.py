@@ -75,7 +75,7 @@ def test_an_env_that_raises_at_step_or_reset_costs_one_trajectory(engine) -> Non
     assert dead_step.reward == 0.0 and dead_step.info["stop_reason"] == "error"
     assert len(dead_step.turn_spans) == 1 and dead_step.task_id  # it played one turn before the env raised
     assert dead_reset.failed and dead_reset.error["stage"] == "reset" and dead_reset.token_ids == []
-    assert "task" in dead_reset.error["message"] and dead_reset.group_key.endswith("@seed=2")
+    assert "task" in dead_reset.error["message"] and dead_reset.group_key.endswith("@seed=2#0")
     # The loop went on after both failures: seed 3 played on whichever env was free.
     assert trajectories[3].turn_spans and trajectories[3].seed == 3
     assert [t.sample_index for t in trajectories] == [0, 0, 0, 0]

@@ -235,6 +235,9 @@ DIALECTS: dict[str, Dialect] = {
 }
 """Every dialect by name; the first four are the `tool_format` values envs accept."""
 
+TOOL_FORMATS: tuple[str, ...] = tuple(name for name in DIALECTS if name != TextDialect.name)
+"""The `tool_format` values an env may speak: every dialect but "text"."""
+
 
 def get_dialect(name: str | Dialect) -> Dialect:
     """The dialect called `name` (a dialect object is returned as is)."""

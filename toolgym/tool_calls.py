@@ -1,7 +1,8 @@
 """Tool-call parsing: the `ToolCall` and `ParsedTurn` types and the text scanners of each dialect.
 
-The dialects themselves (parse, render, instructions, tool-result message) are objects in
-`toolgym.dialects`; this module holds what they share and the scanners that read model text:
+The dialects themselves (parse, render, instructions, tool-result message, the names envs accept)
+are objects in `toolgym.dialects`, the one way to parse or render by dialect; this module holds
+only what they share and the scanners that read model text:
 
 - ``search_r1``: Search-R1's tags, ``<search>q</search>`` and ``<answer>a</answer>``; the response
   is cut after the first ``</search>`` (else ``</answer>``) and the first complete block decides.
@@ -18,14 +19,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from toolgym.messages import content_text
 
 from .json_values import argument_problem, brief
-
-ToolFormat = Literal["search_r1", "hermes", "python", "openai"]
-TOOL_FORMATS: tuple[str, ...] = ("search_r1", "hermes", "python", "openai")
 
 # Bounds that keep parsing cheap whatever the model emits.
 MAX_PARSE_CHARS = 200_000  # text beyond this is not scanned for calls
@@ -210,34 +208,3 @@ def parse_openai(action: Any) -> ParsedTurn:
         else:
             parsed.errors.append(error)
     return parsed
-
-
-# --- name-based shortcuts to the dialect objects (toolgym.dialects) -------------------------------
-
-
-def parse_turn(action: Any, tool_format: str) -> ParsedTurn:
-    """Parse an assistant action in the named dialect (`get_dialect(tool_format).parse`)."""
-    from .dialects import get_dialect
-
-    return get_dialect(tool_format).parse(action)
-
-
-def render_calls(calls: list[ToolCall], tool_format: str, text: str = "") -> str | dict[str, Any]:
-    """Write calls as an assistant action in the named dialect (`get_dialect(tool_format).render`)."""
-    from .dialects import get_dialect
-
-    return get_dialect(tool_format).render(calls, text)
-
-
-def tool_instructions(tools: list[dict[str, Any]], tool_format: str) -> str:
-    """System-prompt text for `tools` in the named dialect (`get_dialect(tool_format).instructions`)."""
-    from .dialects import get_dialect
-
-    return get_dialect(tool_format).instructions(tools)
-
-
-def tool_result_message(call: ToolCall, content: str, tool_format: str) -> dict[str, str]:
-    """The message carrying a tool's result in the named dialect (`get_dialect(...).tool_result_message`)."""
-    from .dialects import get_dialect
-
-    return get_dialect(tool_format).tool_result_message(call, content)

@@ -23,10 +23,11 @@ from torch import Tensor
 
 
 def group_key_of(trajectory: Any) -> str:
-    """The key that groups samples of the same task: stable across batches and batch orders.
+    """The key that groups samples of one draw of a task: stable across batches and batch orders.
 
-    Uses the trajectory's own `group_key` when the rollout layer sets one, else task id + seed (the
-    same task and seed always give the same task), never the position in a list (Search-R1#88).
+    Uses the trajectory's own `group_key`, which the rollout layer always sets (task id, seed and
+    draw: `toolgym.agents.rollout.group_key`). Hand-built records without one fall back to task id
+    + seed, which merges two draws of the same task; never the position in a list (Search-R1#88).
     """
     key = getattr(trajectory, "group_key", None)
     if key:
@@ -49,7 +50,7 @@ class RolloutBatch:
     outcome: Tensor
     """(B,) the env's unshaped final reward: the correctness signal dynamic sampling judges."""
     group_ids: Tensor
-    """(B,) long; equal ids = same task. Derived from `group_keys`, never from batch positions."""
+    """(B,) long; equal ids = same group (one draw of a task). Derived from `group_keys`, never from positions."""
     group_keys: list[str]
     trajectories: list[Any]
     """The `Trajectory` records: messages, turn spans, turn infos (tool outputs, env info), task id."""

@@ -91,11 +91,14 @@ class GRPOConfig:
         "token_mean"
     )
     """How token losses become the step loss. token_mean: Σ over the step's trainable tokens / their
-    count (DAPO; TRL and veRL default). seq_mean_token_mean: mean over sequences of each one's token
-    mean (original GRPO). seq_mean_token_sum: Σ tokens / sequences. token_sum_norm: Σ tokens /
-    (sequences × token_sum_constant) (Dr. GRPO). The divisor always covers the whole optimizer step."""
+    count (DAPO; TRL and veRL default). seq_mean_token_mean: Σ over sequences of each one's token
+    mean / sequences (original GRPO). seq_mean_token_sum: Σ tokens / sequences. token_sum_norm:
+    Σ tokens / (sequences × token_sum_constant) (Dr. GRPO's constant normalizer, TRL `dr_grpo`).
+    The divisor always covers the whole optimizer step, and "sequences" counts every row of it,
+    failed and masked rows included (TRL; veRL's global_batch_size), so it does not change with
+    how many rows are masked (`objective.step_normalizer`)."""
     token_sum_constant: int | None = None
-    """The constant length of token_sum_norm; None uses max_episode_tokens."""
+    """The constant length of token_sum_norm (TRL's max_completion_length); None uses max_episode_tokens."""
     num_iterations: int = 1
     """μ: optimizer steps per generated batch, each against the stored old logprobs (TRL/veRL default 1)."""
     micro_batch_size: int = 8

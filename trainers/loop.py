@@ -2,7 +2,8 @@
 
 One step:
     1. draw prompts_per_step training tasks (the resumable `TaskSampler`);
-    2. roll out G episodes per task with the policy itself (HF engine over the same weights);
+    2. roll out G episodes per draw with the policy itself (HF engine over the same weights); each
+       draw is its own group, keyed by its sampler slot, even when a task is drawn twice;
     3. score old / reference logprobs when the objective needs them;
     4. shape rewards: overlong penalty, KL-in-reward, then each plug-in's `shape_rewards`;
     5. dynamic sampling: drop groups whose UNSHAPED outcomes are all equal, refill up to a limit;
@@ -128,8 +129,18 @@ class GRPOTrainer:
             seed=seed,
         )
 
-    def rollouts(self, task_indices: list[int], seed: int, group_size: int, greedy: bool = False) -> list[Any]:
-        """G episodes per task index (episode seed = task index, so a group shares its task)."""
+    def rollouts(
+        self,
+        task_indices: list[int],
+        seed: int,
+        group_size: int,
+        greedy: bool = False,
+        draws: list[str] | None = None,
+    ) -> list[Any]:
+        """G episodes per task index (episode seed = task index, so a group shares its task).
+
+        `draws` names each task's draw (the sampler slot), so a task drawn twice is two groups.
+        """
         return collect_rollouts(
             self.engine,
             self.tokenizer,
@@ -140,6 +151,7 @@ class GRPOTrainer:
             group_size=group_size,
             options=[{"index": index} for index in task_indices],
             use_chat_template_tools=self.config.use_chat_template_tools,
+            draws=draws,
         )
 
     def anchor_reference_to_warm_start(self) -> None:
@@ -190,9 +202,10 @@ class GRPOTrainer:
         groups = 0
         rounds = 0
         while True:
-            tasks = self.sampler.draw(config.prompts_per_step)
+            drawn = self.sampler.draw_with_ids(config.prompts_per_step)
             seed = config.seed * 1_000_003 + step * 101 + rounds
-            trajectories = self.rollouts(tasks, seed, config.num_generations)
+            tasks, draws = [task for task, _ in drawn], [draw for _, draw in drawn]
+            trajectories = self.rollouts(tasks, seed, config.num_generations, draws=draws)
             all_trajectories.extend(trajectories)
             batch = collate(trajectories, self.engine.pad_token_id)
             self.score(batch)

@@ -189,19 +189,30 @@ AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "toke
 def step_normalizer(loss_masks: list[Tensor], aggregation: str, token_sum_constant: float | None = None) -> float:
     """The divisor of the step loss, computed once over ALL micro-batches of one optimizer step.
 
-    token_mean: trainable tokens in the step (DAPO, TRL `dapo`, veRL `token-mean`).
-    seq_mean_token_mean / seq_mean_token_sum: sequences with at least one trainable token.
-    token_sum_norm: sequences × a constant length (Dr. GRPO; TRL `dr_grpo` uses max_completion_length).
+    `loss_masks` are the micro-batches' trainable masks (B_k, L_k); rows that weigh 0 (failed
+    episodes, `mask_truncated`, a plug-in's zero sample weight) are all-zero rows, still present.
+
+    token_mean: the trainable tokens of the step (DAPO; TRL `dapo`, veRL `token-mean`).
+    seq_mean_token_mean / seq_mean_token_sum: EVERY row of the step, masked or not. That is veRL's
+    `seq-mean-token-mean` / `seq-mean-token-sum` with its step-wide `global_batch_size` (the
+    mini-batch's sequence count, every sequence counted) and TRL `grpo`'s mean over all rows; veRL
+    counts only non-empty rows in its per-micro-batch fallback, which depends on the split and on
+    how many rows are masked, so we do not follow it.
+    token_sum_norm: every row × a constant length (Dr. GRPO; TRL `dr_grpo`: batch rows ×
+    max_completion_length; veRL `seq-mean-token-sum-norm` with `loss_scale_factor`). The point of
+    Dr. GRPO is a constant divisor: it must not shrink when rows are failed or masked, or a masked
+    row would silently up-weight the others.
     The result is at least 1, so an empty step gives a zero loss instead of a NaN.
     """
+    rows = sum(int(mask.shape[0]) for mask in loss_masks)
     if aggregation == "token_mean":
         total = sum(float(mask.sum()) for mask in loss_masks)
     elif aggregation in ("seq_mean_token_mean", "seq_mean_token_sum"):
-        total = sum(float((mask.sum(-1) > 0).sum()) for mask in loss_masks)
+        total = float(rows)
     elif aggregation == "token_sum_norm":
         if token_sum_constant is None or token_sum_constant <= 0:
             raise ValueError("token_sum_norm needs a positive token_sum_constant")
-        total = sum(float((mask.sum(-1) > 0).sum()) for mask in loss_masks) * token_sum_constant
+        total = float(rows) * token_sum_constant
     else:
         raise ValueError(f"loss_aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
     return max(total, 1.0)

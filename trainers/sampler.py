@@ -2,7 +2,8 @@
 
 Epoch e visits the training task indices in a seeded permutation (or, when a plug-in's
 `order_dataset` returned an order, in exactly that order every epoch, never reshuffled: the
-curriculum bug of axolotl PR#3707). Its state is (epoch, position), saved with each checkpoint.
+curriculum bug of axolotl PR#3707). Its state is (epoch, position), saved with each checkpoint;
+the same pair names each draw, which the trainer puts in the GRPO group key.
 """
 
 from __future__ import annotations
@@ -36,11 +37,19 @@ class TaskSampler:
 
     def draw(self, n: int) -> list[int]:
         """The next `n` task indices, continuing into the next epoch when this one runs out."""
-        drawn: list[int] = []
+        return [task for task, _ in self.draw_with_ids(n)]
+
+    def draw_with_ids(self, n: int) -> list[tuple[int, str]]:
+        """The next `n` (task index, draw id) pairs; the id "epoch:position" names the sampler slot.
+
+        Slots are unique over the run (and the same after a resume), so a task drawn twice in one
+        step (the epoch wraps, or the training indices repeat it) gets two ids: two GRPO groups.
+        """
+        drawn: list[tuple[int, str]] = []
         while len(drawn) < n:
             order = self.epoch_order(self.epoch)
             take = order[self.position : self.position + n - len(drawn)]
-            drawn.extend(take)
+            drawn.extend((task, f"{self.epoch}:{self.position + offset}") for offset, task in enumerate(take))
             self.position += len(take)
             if self.position >= len(order):
                 self.epoch, self.position = self.epoch + 1, 0
