@@ -128,6 +128,8 @@ def prepare(
     n_demos: int = 6000,
     search_share: float = SEARCH_SHARE,
     vocab_size: int = 1000,
+    hidden_size: int = 128,
+    layers: int = 2,
 ) -> Any:
     """Write the tiny model, the lazy demos and the config into `out`; return the GRPOConfig."""
     from toolgym.agents.tiny import make_tiny_model
@@ -141,8 +143,8 @@ def prepare(
         make_tiny_model(
             model_dir,
             vocab_size=vocab_size,
-            hidden_size=128,
-            layers=2,
+            hidden_size=hidden_size,
+            layers=layers,
             seed=seed,
             texts=tokenizer_texts(n_questions),
             init_std=0.02,
