@@ -306,6 +306,8 @@ class HFEngine:
         torch, _ = import_torch_transformers()
         if sampling.temperature == 0:
             tokens = logits.argmax(dim=-1)
+        elif sampling.top_k <= 0 and sampling.top_p >= 1.0:
+            tokens = exponential_race_logits(logits / sampling.temperature, self.generator)
         else:
             probs = torch.softmax(logits / sampling.temperature, dim=-1)
             if sampling.top_k > 0:
@@ -351,6 +353,21 @@ def exponential_race(weights: Any, generator: Any) -> Any:
     race = torch.rand(weights.shape, generator=generator, device=weights.device, dtype=torch.float32)
     race.log_().neg_()
     return torch.div(weights, race).argmax(dim=-1)
+
+
+def exponential_race_logits(logits: Any, generator: Any) -> Any:
+    """`exponential_race(softmax(logits))` without the softmax: `argmax_i logits_i - log E_i`.
+
+    `p_i / E_i` and `logits_i - logsumexp - log E_i` order the indices alike, so with the same
+    generator state this draws the same index as the race over probabilities (up to float
+    rounding of near-ties), and the softmax over the vocabulary is skipped when nothing truncates
+    the distribution. `-inf` logits are never drawn, as zero weights are not.
+    """
+    import torch
+
+    race = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
+    race.log_().neg_().log_()
+    return torch.sub(logits, race).argmax(dim=-1)
 
 
 def _top_k(probs: Any, k: int) -> Any:

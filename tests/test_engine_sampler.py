@@ -114,3 +114,18 @@ def test_engine_sampling_repeats_after_reseed(engine) -> None:
     _, first, _ = engine_counts(engine, sampling)
     _, second, _ = engine_counts(engine, sampling)
     assert torch.equal(first, second)
+
+
+def test_the_logit_race_draws_what_the_probability_race_draws() -> None:
+    """Untruncated sampling races on logits (no softmax): same generator state, same indices."""
+    from toolgym.agents.hf_engine import exponential_race_logits
+
+    logits = torch.randn(4096, 300, generator=torch.Generator().manual_seed(5)) * 3
+    logits[:, :7] = float("-inf")
+    via_logits = exponential_race_logits(logits, torch.Generator().manual_seed(9))
+    via_probs = exponential_race(torch.softmax(logits, dim=-1), torch.Generator().manual_seed(9))
+    assert (via_logits == via_probs).float().mean() > 0.999  # float rounding may split a near-tie
+    assert int(via_logits.min()) >= 7  # a -inf logit is never drawn
+    probs = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03, 0.0])
+    tokens = exponential_race_logits(torch.log(probs).expand(DRAWS, -1), torch.Generator().manual_seed(0))
+    assert_matches(torch.bincount(tokens, minlength=6), probs)
