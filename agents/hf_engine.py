@@ -306,15 +306,13 @@ class HFEngine:
         torch, _ = import_torch_transformers()
         if sampling.temperature == 0:
             tokens = logits.argmax(dim=-1)
-        elif sampling.top_k <= 0 and sampling.top_p >= 1.0:
-            tokens = exponential_race_logits(logits / sampling.temperature, self.generator)
         else:
             probs = torch.softmax(logits / sampling.temperature, dim=-1)
             if sampling.top_k > 0:
                 probs = _top_k(probs, sampling.top_k)
             if sampling.top_p < 1.0:
                 probs = _nucleus(probs, sampling.top_p)
-            tokens = exponential_race(probs, self.generator)
+            tokens = inverse_cdf_sample(probs, self.generator)
         return tokens, token_logprobs(logits, tokens, sampling.temperature)
 
     def _finished(
@@ -336,38 +334,27 @@ class HFEngine:
         return False
 
 
-def exponential_race(weights: Any, generator: Any) -> Any:
+def inverse_cdf_sample(weights: Any, generator: Any) -> Any:
     """One index per row of `weights` (non-negative, any scale), drawn with probability `w_i / sum(w)`.
 
-    The index is `argmax_i w_i / E_i` with `E_i ~ Exp(1)`: the first arrival among independent
-    exponential clocks of rates `w_i` is clock `i` with probability `w_i / sum(w)` (the Gumbel-max
-    trick in exponential form), so this samples the distribution `torch.multinomial(weights, 1)`
-    samples. torch's multinomial already races this way, but fills `E` with `Tensor.exponential_`,
-    which on CPU is ~6x slower than `-log(U)` of a vectorised `torch.rand` and was the largest cost
-    of a small model's decode step (docs/benchmarks.md). `U` in [0, 1) makes every `E` positive
-    (U = 0 gives E = inf: that clock never arrives), so zero weights are never drawn and no NaN can
-    occur. The same generator state gives the same indices.
+    Inverse-CDF sampling: one uniform `u` per row, scaled to the row's total, and the first index
+    whose cumulative weight exceeds it. The cumulative sum is taken in float64, so rounding cannot
+    shift measurable mass between tokens even over a 150k-token vocabulary. A zero weight adds
+    nothing to the cumulative sum, so its index is never the first to exceed `u` and is never
+    drawn. One random number per row instead of one per token: `torch.multinomial`'s (and an
+    exponential race's) per-token randoms and the argmax over them were the largest cost of a
+    small model's decode step on CPU (docs/benchmarks.md). The same generator state gives the
+    same indices.
     """
     import torch
 
-    race = torch.rand(weights.shape, generator=generator, device=weights.device, dtype=torch.float32)
-    race.log_().neg_()
-    return torch.div(weights, race).argmax(dim=-1)
-
-
-def exponential_race_logits(logits: Any, generator: Any) -> Any:
-    """`exponential_race(softmax(logits))` without the softmax: `argmax_i logits_i - log E_i`.
-
-    `p_i / E_i` and `logits_i - logsumexp - log E_i` order the indices alike, so with the same
-    generator state this draws the same index as the race over probabilities (up to float
-    rounding of near-ties), and the softmax over the vocabulary is skipped when nothing truncates
-    the distribution. `-inf` logits are never drawn, as zero weights are not.
-    """
-    import torch
-
-    race = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
-    race.log_().neg_().log_()
-    return torch.sub(logits, race).argmax(dim=-1)
+    cumulative = weights.cumsum(dim=-1, dtype=torch.float64)
+    uniform = torch.rand((weights.shape[0], 1), generator=generator, device=weights.device, dtype=torch.float64)
+    total = cumulative[:, -1:]
+    index = torch.searchsorted(cumulative, uniform * total, right=True)
+    # u * total may round up to total (about once in 2^53 draws): take the last index with weight.
+    last_weighted = torch.searchsorted(cumulative, total, right=False)
+    return torch.minimum(index, last_weighted).squeeze(-1)
 
 
 def _top_k(probs: Any, k: int) -> Any:

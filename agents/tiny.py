@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from toolgym.extras import require
@@ -113,6 +113,7 @@ def make_tiny_model(
     texts: Iterable[str] | None = None,
     max_position_embeddings: int = 4096,
     init_std: float = 0.25,
+    whole_tokens: Sequence[str] = (),
 ) -> Path:
     """Write a tiny Qwen2 chat model (config, random weights, tokenizer, template) to `out_dir`.
 
@@ -120,6 +121,9 @@ def make_tiny_model(
     `<|im_end|>`, the pad token `<|pad|>`, padding on the left (for batched generation).
     `init_std` is larger than a real model's 0.02 so that greedy decoding of the random weights
     varies with its context instead of repeating one token, which makes tests meaningful.
+    `whole_tokens` are strings that always encode as one token of their own (e.g. Search-R1's
+    tags `<search>`, `</search>`), as a real model's vocabulary often has them: a tiny model then
+    emits a tag in one step instead of spelling it from byte pieces.
     """
     torch = require("torch", "hf", "the tiny model")
     require("transformers", "hf", "the tiny model")
@@ -149,6 +153,10 @@ def make_tiny_model(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(list(texts) if texts is not None else tokenizer_training_texts(), trainer=trainer)
+    if whole_tokens:
+        from tokenizers import AddedToken
+
+        tokenizer.add_tokens([AddedToken(token, normalized=False, special=False) for token in whole_tokens])
     hf_tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=None,

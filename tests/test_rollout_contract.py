@@ -219,7 +219,7 @@ def test_lone_surrogates_and_nan_round_trip_in_valid_utf8(tmp_path) -> None:
 @pytest.mark.parametrize("temperature", [1.0, 0.7, 0.0])
 def test_shared_logsumexp_matches_the_separate_functions(temperature) -> None:
     """The trainer's one-pass logprobs and entropy equal `token_logprobs` and `token_entropy`, gradients included."""
-    from toolgym.agents.engine import token_logprobs_and_entropy
+    from toolgym.agents.engine import _logprob_with_logged_entropy, token_logprobs_and_entropy
 
     generator = torch.Generator().manual_seed(1)
     logits = (torch.randn(3, 4, 50, generator=generator) * 4).requires_grad_()
@@ -234,5 +234,17 @@ def test_shared_logsumexp_matches_the_separate_functions(temperature) -> None:
         token_logprobs(logits, ids, temperature).sum() + token_entropy(logits, temperature).sum(), logits
     )
     assert torch.allclose(grad_shared, grad_apart, atol=1e-5)
-    _, logged = token_logprobs_and_entropy(logits, ids, temperature)
+    logprobs, logged = token_logprobs_and_entropy(logits, ids, temperature)  # the fused autograd function
     assert not logged.requires_grad  # logged entropy stays out of the graph unless the bonus needs it
+    assert torch.allclose(logprobs, token_logprobs(logits, ids, temperature), atol=1e-5)
+    assert torch.allclose(logged, token_entropy(logits, temperature), atol=1e-5)
+    weights = torch.randn(3, 4, generator=generator)
+    (grad_fused,) = torch.autograd.grad((logprobs * weights).sum(), logits)
+    (grad_reference,) = torch.autograd.grad((token_logprobs(logits, ids, temperature) * weights).sum(), logits)
+    assert torch.allclose(grad_fused, grad_reference, atol=1e-5)
+    fused = _logprob_with_logged_entropy()
+    small_ids = torch.randint(0, 6, (2, 3), generator=generator)
+    assert torch.autograd.gradcheck(
+        lambda x: fused.apply(x, small_ids)[0],
+        (torch.randn(2, 3, 6, dtype=torch.float64, generator=generator).requires_grad_(),),
+    )

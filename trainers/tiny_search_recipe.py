@@ -36,6 +36,7 @@ ENV_KWARGS = {
     "prompt_template": "{question}",
     "tool_format": "search_r1",
 }
+SEARCH_R1_TAGS = ("<search>", "</search>", "<answer>", "</answer>", "<information>", "</information>")
 HELD_OUT_SHARE = 0.3
 SEARCH_SHARE = 0.3
 
@@ -130,6 +131,7 @@ def prepare(
     vocab_size: int = 1000,
     hidden_size: int = 128,
     layers: int = 2,
+    whole_tags: bool = True,
 ) -> Any:
     """Write the tiny model, the lazy demos and the config into `out`; return the GRPOConfig."""
     from toolgym.agents.tiny import make_tiny_model
@@ -148,6 +150,7 @@ def prepare(
             seed=seed,
             texts=tokenizer_texts(n_questions),
             init_std=0.02,
+            whole_tokens=SEARCH_R1_TAGS if whole_tags else (),
         )
     demos_file = out / "lazy-demos.jsonl"
     if not demos_file.is_file():
