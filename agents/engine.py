@@ -147,7 +147,7 @@ def _logprob_with_logged_entropy() -> Any:
             lse = (peak + total.log()).squeeze(-1)
             index = token_ids.unsqueeze(-1)
             logprob = torch.gather(scaled, -1, index).squeeze(-1) - lse
-            entropy = lse - torch.linalg.vecdot(probs, scaled)
+            entropy = lse - (probs * scaled).sum(dim=-1)
             ctx.save_for_backward(probs, index)
             ctx.mark_non_differentiable(entropy)
             return logprob, entropy

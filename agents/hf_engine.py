@@ -350,7 +350,7 @@ def inverse_cdf_sample(weights: Any, generator: Any) -> Any:
 
     cumulative = weights.cumsum(dim=-1, dtype=torch.float64)
     uniform = torch.rand((weights.shape[0], 1), generator=generator, device=weights.device, dtype=torch.float64)
-    total = cumulative[:, -1:]
+    total = cumulative[:, -1:].contiguous()
     index = torch.searchsorted(cumulative, uniform * total, right=True)
     # u * total may round up to total (about once in 2^53 draws): take the last index with weight.
     last_weighted = torch.searchsorted(cumulative, total, right=False)

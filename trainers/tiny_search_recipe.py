@@ -2,17 +2,28 @@
 
 From tiny_learning notes §3c/§5: SFT on demonstrations that search in only 30 % of cases (the rest
 answer at once with a hallucinated value of the right type) leaves a model that greedily never
-searches, so its held-out exact match is near chance; the search-and-copy behaviour is still in
-the policy at ~30 % probability, so GRPO samples it, rewards it, and within a few dozen steps the
-model searches every time. RL fixes the *decision*; the copying skill came from the demos.
+searches, so its held-out exact match is near zero; the search-and-copy behaviour is still in the
+policy at a small probability, so GRPO samples it, rewards it, and within a few dozen steps the
+model searches every time. RL fixes the *decision*; the reading skill comes from demonstrations.
+
+Two SFT stages, because on Search-v0's world the lazy demos alone do not teach reading: its pages
+and names are longer than the notes' toy world, and with 70 % of the demos answering a guess the
+tiny model never learns to copy an unseen name (measured: held-out EM 0.0 after RL, searching
+every time). So stage 1 (`reader_steps`) is SFT on demos that always search, which teaches reading
+(held-out EM ~0.3 after 1,200 steps); stage 2 (the config's SFT warm-up, 400 steps) is the lazy
+demonstrator, which installs the habit of answering at once (held-out search rate 0, EM ~0). GRPO
+then restores the decision. It is the shape of a real failure: a later fine-tuning stage that
+answers without tools teaches a tool-using model to skip them.
 
 Everything here is the real stack: Search-v0's procedural world (1-hop questions, BM25 top-1,
 which returns the right entity's page for an exact name), its scorer (EM), the rollout layer, the
-SFT warm-up and `GRPOTrainer`. The only tiny-model accommodations are Search-v0's
-`prompt_template="{question}"` (no 100-token instructions) and a model built here: a 2-layer
-Qwen2 (hidden 128) with a byte-level BPE tokenizer trained on a sibling world's text (same
-syllables and templates, other names), so no entity's name is a learned token. 30 % of the
-entities are held out: their questions are never trained on, and evaluation uses only them.
+trainer's SFT (`sft_train`) and `GRPOTrainer`. The tiny-model accommodations are Search-v0's
+`prompt_template="{question}"` (no 100-token instructions) and `page_style="plain"` (one sentence
+per fact), 10,000 entities (fewer let the model memorise names instead of copying them), and a
+model built here: a 2-layer Qwen2 (hidden 128) with a byte-level BPE of 1,000 tokens trained on a
+sibling world's text (same syllables and templates, other names, so no entity's name is a learned
+token) plus Search-R1's tags as whole tokens. 30 % of the entities are held out: their questions
+are never trained on, and evaluation uses only them (300 questions).
 
     python -m toolgym.trainers.tiny_search_recipe --out runs/lazy-search --seed 0
 """
@@ -27,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_KWARGS = {
-    "n_entities": 2000,
+    "n_entities": 10000,
     "n_distractors": 0,
     "page_style": "plain",
     "hops": 1,
@@ -36,8 +47,12 @@ ENV_KWARGS = {
     "prompt_template": "{question}",
     "tool_format": "search_r1",
 }
+logger = logging.getLogger(__name__)
 SEARCH_R1_TAGS = ("<search>", "</search>", "<answer>", "</answer>", "<information>", "</information>")
 HELD_OUT_SHARE = 0.3
+READER_STEPS = 1200
+READER_LEARNING_RATE = 3e-3
+LAZY_LEARNING_RATE = 1e-3
 SEARCH_SHARE = 0.3
 
 
@@ -125,15 +140,22 @@ def prepare(
     seed: int,
     sft_steps: int,
     grpo_steps: int,
-    n_questions: int = 6000,
-    n_demos: int = 6000,
+    reader_steps: int = READER_STEPS,
+    n_questions: int = 40000,
+    n_demos: int = 40000,
     search_share: float = SEARCH_SHARE,
     vocab_size: int = 1000,
     hidden_size: int = 128,
     layers: int = 2,
     whole_tags: bool = True,
 ) -> Any:
-    """Write the tiny model, the lazy demos and the config into `out`; return the GRPOConfig."""
+    """Write the tiny model, the reader warm-up, the lazy demos and the config into `out`.
+
+    Stage 1 (`reader_steps`, here): SFT on demonstrations that always search, which teaches the
+    skill RL cannot install in minutes, reading a page and copying a name (tiny_learning notes
+    §3b). Stage 2 (`sft_steps`, the returned config's SFT warm-up): SFT on the lazy demonstrator,
+    which installs the habit of answering at once. Returns the GRPOConfig of stage 2 + GRPO.
+    """
     from toolgym.agents.tiny import make_tiny_model
 
     from .config_io import load_config
@@ -152,12 +174,16 @@ def prepare(
             init_std=0.02,
             whole_tokens=SEARCH_R1_TAGS if whole_tags else (),
         )
+    reader_dir = out / "reader-model"
+    if reader_steps and not (reader_dir / "config.json").is_file():
+        reader_demos = out / "reader-demos.jsonl"
+        write_demonstrations(reader_demos, lazy_demonstrations(train, rows, n_demos, seed, search_share=1.0))
+        warm_up(model_dir, reader_demos, reader_steps, seed, reader_dir)
     demos_file = out / "lazy-demos.jsonl"
     if not demos_file.is_file():
-        demos = lazy_demonstrations(train, rows, n_demos, seed, search_share)
-        demos_file.write_text("".join(json.dumps(d) + "\n" for d in demos), encoding="utf-8")
+        write_demonstrations(demos_file, lazy_demonstrations(train, rows, n_demos, seed + 1, search_share))
     values = {
-        "model": str(model_dir),
+        "model": str(reader_dir if reader_steps else model_dir),
         "output_dir": str(out / "run"),
         "seed": seed,
         "env_id": "Search-v0",
@@ -180,7 +206,7 @@ def prepare(
         "sft_data": str(demos_file),
         "sft_steps": sft_steps,
         "sft_batch_size": 64,
-        "sft_learning_rate": 3e-3,
+        "sft_learning_rate": LAZY_LEARNING_RATE if reader_steps else READER_LEARNING_RATE,
         "sft_warmup_steps": 50,
         "save_every": 0,
         "progress_bar": False,
@@ -192,11 +218,31 @@ def prepare(
     return load_config(config_file)
 
 
+def write_demonstrations(path: Path, demos: list[dict]) -> None:
+    path.write_text("".join(json.dumps(d) + "\n" for d in demos), encoding="utf-8")
+
+
+def warm_up(model_dir: Path, demos_file: Path, steps: int, seed: int, out_dir: Path) -> None:
+    """Stage 1: the trainer's own SFT (`sft_train`) on always-searching demos; the result is saved as a model folder."""
+    from toolgym.agents.hf_engine import load_model_and_tokenizer
+
+    from .sft import load_demonstrations, sft_train
+
+    model, tokenizer = load_model_and_tokenizer(model_dir, device="cpu", dtype="float32")
+    model.train()
+    demos = load_demonstrations(demos_file, tokenizer)
+    losses = sft_train(model, demos, steps, 64, READER_LEARNING_RATE, 50, 1.0, seed, tokenizer.pad_token_id)
+    logger.info("reader warm-up: %d steps, loss %.4f -> %.4f", steps, losses[0], losses[-1])
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/lazy-search", help="folder for the model, demos, config and run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sft-steps", type=int, default=1500)
+    parser.add_argument("--reader-steps", type=int, default=READER_STEPS, help="stage 1: SFT on always-searching demos")
+    parser.add_argument("--sft-steps", type=int, default=400, help="stage 2: SFT on the lazy demonstrator")
     parser.add_argument("--grpo-steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -206,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from .run import run_training
 
-    history = run_training(prepare(Path(args.out), args.seed, args.sft_steps, args.grpo_steps))
+    history = run_training(prepare(Path(args.out), args.seed, args.sft_steps, args.grpo_steps, args.reader_steps))
     summary = held_out_summary(Path(args.out) / "run")
     print(json.dumps({"final_step": history[-1]["step"] if history else 0, **summary}))
     return 0
