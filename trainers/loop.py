@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -254,8 +255,12 @@ class GRPOTrainer:
                 self.engine.update_weights(self.policy)  # shared module: no copy, bumps policy_version
             metrics.update(batch_metrics(batch))
         else:
-            for _ in range(self.config.num_iterations):
-                self.scheduler.step()
+            # No group was informative: the schedule still follows the step count (veRL's), which
+            # is deliberate, so torch's "scheduler before optimizer" warning is noise here.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")
+                for _ in range(self.config.num_iterations):
+                    self.scheduler.step()
         finished = time.perf_counter()
         metrics.update(update)
         metrics["grad_accum"] = float(-(-batch.size // self.config.micro_batch_size))
