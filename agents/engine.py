@@ -125,40 +125,66 @@ def token_logprobs_and_entropy(
     return picked - lse, entropy
 
 
+LOGIT_CHUNK_ELEMENTS = 1 << 18
+"""Logits processed per chunk by the fused logprob/entropy function (1 MiB of float32)."""
+
+
 @lru_cache(maxsize=1)
 def _logprob_with_logged_entropy() -> Any:
     """An autograd function: token logprobs (differentiable) and entropies (logged, no gradient).
 
-    One softmax serves all three uses: `p = exp(x - max) / sum`, `lse = max + log(sum)`, the logprob
-    `x[id] - lse`, the entropy `lse - <p, x>`, and the backward `d logprob / dx = onehot(id) - p`
-    from the saved `p`. Composed from torch ops, the same numbers took about twice as many passes
-    over the `(N, V)` logits (logsumexp, its backward's recomputed softmax, the entropy's own exp
-    and product, the gather's scatter), the largest elementwise cost of a small model's update.
+    Forward, per chunk of rows: `e = exp(x - max)`, `lse = max + log(sum e)`, the entropy
+    `lse - <e, x> / sum e`; then the logprob `x[id] - lse`. Backward recomputes the softmax from the
+    saved logits and `lse` (as `logsumexp`'s own backward does) into the gradient tensor:
+    `d logprob / dx = onehot(id) - softmax(x)`. Composed from torch ops, the same numbers took twice
+    the passes over the `(N, V)` logits and three fresh `(N, V)` tensors per call (logsumexp, its
+    backward's softmax, the entropy's exp and product); here the only one is the gradient itself,
+    and each chunk's work stays in a small reused buffer, so first-touch page faults of freshly
+    allocated large tensors, a visible share of a small model's update on CPU, mostly go away.
     """
     import torch
+
+    def chunks(rows: int, width: int) -> range:
+        return range(0, rows, max(1, LOGIT_CHUNK_ELEMENTS // max(width, 1)))
 
     class LogprobWithLoggedEntropy(torch.autograd.Function):
         @staticmethod
         def forward(ctx: Any, scaled: Any, token_ids: Any) -> tuple[Any, Any]:
-            peak = scaled.amax(dim=-1, keepdim=True)
-            probs = torch.sub(scaled, peak).exp_()
-            total = probs.sum(dim=-1, keepdim=True)
-            probs.div_(total)
-            lse = (peak + total.log()).squeeze(-1)
-            index = token_ids.unsqueeze(-1)
-            logprob = torch.gather(scaled, -1, index).squeeze(-1) - lse
-            entropy = lse - (probs * scaled).sum(dim=-1)
-            ctx.save_for_backward(probs, index)
+            shape, width = scaled.shape[:-1], scaled.shape[-1]
+            flat = scaled.reshape(-1, width)
+            ids = token_ids.reshape(-1, 1)
+            lse = flat.new_empty(flat.shape[0])
+            entropy = flat.new_empty(flat.shape[0])
+            step = max(1, LOGIT_CHUNK_ELEMENTS // max(width, 1))
+            buffer = flat.new_empty((min(step, flat.shape[0]), width))
+            for start in chunks(flat.shape[0], width):
+                x = flat[start : start + step]
+                exps = buffer[: x.shape[0]]
+                peak = x.amax(dim=-1, keepdim=True)
+                torch.sub(x, peak, out=exps).exp_()
+                total = exps.sum(dim=-1)
+                part = peak.squeeze(-1) + total.log()
+                lse[start : start + step] = part
+                entropy[start : start + step] = part - exps.mul_(x).sum(dim=-1) / total
+            logprob = torch.gather(flat, -1, ids).squeeze(-1) - lse
+            ctx.save_for_backward(flat, ids, lse)
+            ctx.shape = shape
+            logprob, entropy = logprob.view(shape), entropy.view(shape)
             ctx.mark_non_differentiable(entropy)
             return logprob, entropy
 
         @staticmethod
         def backward(ctx: Any, grad_logprob: Any, _grad_entropy: Any) -> tuple[Any, None]:
-            probs, index = ctx.saved_tensors
-            weight = grad_logprob.unsqueeze(-1)
-            grad = probs * weight.neg()
-            grad.scatter_add_(-1, index, weight)
-            return grad, None
+            flat, ids, lse = ctx.saved_tensors
+            weight = grad_logprob.reshape(-1, 1)
+            grad = torch.empty_like(flat)
+            step = max(1, LOGIT_CHUNK_ELEMENTS // max(flat.shape[-1], 1))
+            for start in chunks(flat.shape[0], flat.shape[-1]):
+                rows = grad[start : start + step]
+                torch.sub(flat[start : start + step], lse[start : start + step, None], out=rows).exp_()
+                rows.mul_(weight[start : start + step].neg())
+            grad.scatter_add_(-1, ids, weight.to(grad.dtype))
+            return grad.view(*ctx.shape, flat.shape[-1]), None
 
     return LogprobWithLoggedEntropy
 

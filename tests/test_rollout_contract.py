@@ -248,3 +248,26 @@ def test_shared_logsumexp_matches_the_separate_functions(temperature) -> None:
         lambda x: fused.apply(x, small_ids)[0],
         (torch.randn(2, 3, 6, dtype=torch.float64, generator=generator).requires_grad_(),),
     )
+
+
+def test_fused_logprobs_are_the_same_whatever_the_chunk_size(monkeypatch) -> None:
+    """The fused function works in row chunks; chunk boundaries change no value or gradient."""
+    from toolgym.agents import engine
+    from toolgym.agents.engine import token_logprobs_and_entropy
+
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(5, 7, 40, generator=generator) * 3
+    ids = torch.randint(0, 40, (5, 7), generator=generator)
+    weights = torch.randn(5, 7, generator=generator)
+
+    def run() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = logits.clone().requires_grad_()
+        logprobs, entropy = token_logprobs_and_entropy(x, ids, 0.8)
+        (grad,) = torch.autograd.grad((logprobs * weights).sum(), x)
+        return logprobs.detach(), entropy, grad
+
+    whole = run()
+    for elements in (40, 100, 120, 1):  # one row, two rows, three rows (a ragged last chunk), one row
+        monkeypatch.setattr(engine, "LOGIT_CHUNK_ELEMENTS", elements)
+        for ours, reference in zip(run(), whole):
+            assert torch.allclose(ours, reference, atol=1e-6)
