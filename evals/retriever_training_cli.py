@@ -235,6 +235,7 @@ def _embedder(args: argparse.Namespace) -> int:
         )
         losses = train_stage_two(embedder, records, config)
         summary["stage2_loss"] = [losses[0], losses[-1]]
+    _finish_distributed()
     if not is_main:
         return 0
     embedder.save_pretrained(args.out)
@@ -289,6 +290,19 @@ def _init_distributed(device: str) -> tuple[str, bool]:
         device = f"cuda:{local}"
     dist.init_process_group("nccl" if cuda else "gloo")
     return device, dist.get_rank() == 0
+
+
+def _finish_distributed() -> None:
+    """Wait for every rank to finish its collectives, then tear the group down (no-op alone).
+
+    A rank that exits while a peer is still inside an all-gather aborts the job with gloo
+    ("terminate called without an active exception"); the barrier rules that out.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _reranker(args: argparse.Namespace) -> int:

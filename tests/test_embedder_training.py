@@ -219,6 +219,10 @@ def _gathered_info_nce_rank(rank: int, world: int, init_file: str, out_dir: str)
     loss = info_nce_loss(*local, 50.0)
     loss.backward()
     torch.save({"loss": loss.detach(), "grads": [t.grad / world for t in local]}, f"{out_dir}/rank{rank}.pt")
+    # Both ranks must be past their collectives before either tears gloo down: a rank that exits
+    # while its peer still runs the backward's all-gather aborts ("terminate called without an
+    # active exception"), which failed this test now and then on a loaded machine.
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -146,12 +146,16 @@ def frozen_copy(module: Any) -> Any:
 def build_optimizer(model: Any, config: GRPOConfig, learning_rate: float, warmup: int, total: int) -> tuple[Any, Any]:
     """AdamW over trainable parameters and a warm-up + constant / cosine / linear schedule (per optimizer step)."""
     parameters = [p for p in model.parameters() if p.requires_grad]
+    # torch's fused AdamW kernel (CPU and CUDA; HF Trainer's and so TRL's default "adamw_torch_fused")
+    # updates all tensors in one pass instead of a dozen foreach ops per step.
+    fused = bool(parameters) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in parameters)
     optimizer = torch.optim.AdamW(
         parameters,
         lr=learning_rate,
         betas=(config.adam_beta1, config.adam_beta2),
         eps=config.adam_eps,
         weight_decay=config.weight_decay,
+        fused=fused or None,
     )
 
     def factor(step: int) -> float:
