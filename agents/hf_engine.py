@@ -307,7 +307,8 @@ class HFEngine:
         if sampling.temperature == 0:
             tokens = logits.argmax(dim=-1)
         else:
-            probs = torch.softmax(logits / sampling.temperature, dim=-1)
+            scaled = logits if sampling.temperature == 1.0 else logits / sampling.temperature
+            probs = torch.softmax(scaled, dim=-1)
             if sampling.top_k > 0:
                 probs = _top_k(probs, sampling.top_k)
             if sampling.top_p < 1.0:
