@@ -102,27 +102,20 @@ def token_entropy(logits: Any, temperature: float = 1.0) -> Any:
 def token_logprobs_and_entropy(
     logits: Any, token_ids: Any, temperature: float = 1.0, entropy_grad: bool = False
 ) -> tuple[Any, Any]:
-    """`token_logprobs` and `token_entropy` of the same logits, sharing one `logsumexp`.
+    """`token_logprobs` and `token_entropy` of the same logits, for a training step.
 
-    A training step needs both (the loss, and the entropy veRL logs every step); computed apart,
-    each walks the `(..., V)` logits for its own normaliser. Here `lse = logsumexp(x)` is taken once:
-    the logprob is `x[id] - lse` exactly as `token_logprobs` computes it, and the entropy is
-    `lse - sum_v softmax(x)_v * x_v`. The entropy carries gradient only with `entropy_grad` (an
-    entropy bonus); for logging it is computed without autograd.
+    A step needs both: the logprobs for the loss, the entropy for the metrics veRL logs every step.
+    Without `entropy_grad` (the usual case: entropy only logged) they come from one fused autograd
+    function that shares a softmax per chunk of rows (`_logprob_with_logged_entropy`); with it (an
+    entropy bonus, which differentiates the entropy) they are the two functions themselves.
     """
-    import torch
-
+    if entropy_grad:  # an entropy bonus differentiates the entropy: the composed, autograd-able pair
+        return token_logprobs(logits, token_ids, temperature), token_entropy(logits, temperature)
     scaled = logits.float()
     temperature = scoring_temperature(temperature)
     if temperature != 1.0:
         scaled = scaled / temperature
-    if not entropy_grad:
-        return _logprob_with_logged_entropy().apply(scaled, token_ids.long())
-    lse = torch.logsumexp(scaled, dim=-1)
-    picked = torch.gather(scaled, -1, token_ids.long().unsqueeze(-1)).squeeze(-1)
-    probs = torch.exp(scaled - lse.unsqueeze(-1))
-    entropy = lse - (probs * scaled).sum(dim=-1)
-    return picked - lse, entropy
+    return _logprob_with_logged_entropy().apply(scaled, token_ids.long())
 
 
 LOGIT_CHUNK_ELEMENTS = 1 << 18
