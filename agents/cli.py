@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from toolgym.cli_help import HelpFormatter
+
 SERVE_MODEL_DESCRIPTION = """\
 Serve a ToolGym agent as an OpenAI-compatible chat-completions endpoint:
   POST /v1/chat/completions   (messages, tools, temperature, top_p, max_tokens, stop, seed; n=1, no streaming)
@@ -37,7 +39,7 @@ def add_serve_model_command(serve_subparsers: argparse._SubParsersAction) -> Non
         help="serve any agent (hf:, py:, scripted:) as an OpenAI-compatible chat-completions endpoint",
         description=SERVE_MODEL_DESCRIPTION,
         epilog=SERVE_MODEL_EPILOG,
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--agent", required=True, help="agent spec: hf:<path>, py:<module>:<function>, scripted:<name>")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (keep 127.0.0.1 unless you must share)")
@@ -56,10 +58,6 @@ def add_serve_model_command(serve_subparsers: argparse._SubParsersAction) -> Non
     parser.add_argument("--request-timeout", type=float, default=600.0, help="seconds before a request gets a 504")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.set_defaults(handler=serve_model)
-
-
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the description's layout and shows each option's default."""
 
 
 def serve_model(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from toolgym.cli_help import HelpFormatter
 from toolgym.cli_values import parse_key_value
 
 EVAL_DESCRIPTION = """\
@@ -67,10 +68,6 @@ CONFIG_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
 )
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the description's layout and shows real defaults."""
-
-
 def add_eval_command(
     subparsers: argparse._SubParsersAction, extra_subcommands: Iterable[Callable[[Any], None]] = ()
 ) -> None:
@@ -84,7 +81,7 @@ def add_eval_command(
         help="evaluate an agent on a benchmark (resumable), or rescore / merge runs",
         description=EVAL_DESCRIPTION,
         epilog=EVAL_EPILOG,
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     for flag, dest, kind, text in CONFIG_OPTIONS:
         parser.add_argument(flag, dest=dest, type=kind, default=argparse.SUPPRESS, help=text)
@@ -114,7 +111,7 @@ def add_eval_command(
             "previous metrics kept per row), summary.json and report.md. run.json records the rescore."
         ),
         epilog="example:\n  toolgym eval rescore runs/hotpotqa-baseline",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     rescore.add_argument("run_dir", metavar="DIR", help="a run directory written by toolgym eval")
     rescore.set_defaults(handler=_rescore)
@@ -131,7 +128,7 @@ def add_eval_command(
             "  toolgym eval --dataset math500 --agent scripted:baseline --shard 1/2 --out runs/m500-s1\n"
             "  toolgym eval merge runs/m500-s0 runs/m500-s1 --out runs/m500"
         ),
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     merge.add_argument("run_dirs", nargs="+", metavar="DIR", help="shard run directories")
     merge.add_argument("--out", required=True, metavar="DIR", help="the merged run directory (must be new)")
@@ -150,7 +147,7 @@ def add_compare_command(subparsers: argparse._SubParsersAction) -> None:
             "leaderboard.md, accuracy_by_benchmark.png and accuracy_vs_tool_calls.png into --out."
         ),
         epilog=COMPARE_EPILOG,
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories written by toolgym eval")
     parser.add_argument("--out", default=".", help="folder for leaderboard.md and the PNG plots")

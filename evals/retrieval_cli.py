@@ -13,7 +13,8 @@ import sys
 import textwrap
 from typing import Any
 
-from toolgym.retrievers.serve_cli import HelpFormatter, add_source_arguments, load_retriever
+from toolgym.cli_help import HelpFormatter
+from toolgym.retrievers.serve_cli import add_source_arguments, load_retriever
 
 EVAL_EPILOG = """\
 examples:

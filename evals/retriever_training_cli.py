@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from toolgym.cli_help import HelpFormatter, show_help
 from toolgym.cli_values import non_negative_int, positive_int
 
 logger = logging.getLogger(__name__)
@@ -44,10 +45,6 @@ examples:
 """
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
-
-
 def add_train_retriever_command(subparsers: Any) -> None:
     """Add `train-retriever` (records, embedder, reranker, tiny-bases) to the `toolgym` subparsers."""
     command = subparsers.add_parser(
@@ -58,12 +55,12 @@ def add_train_retriever_command(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = command.add_subparsers(dest="train_retriever_command", metavar="WHAT")
-    command.set_defaults(handler=lambda args: (command.print_help(), 2)[1])
+    command.set_defaults(handler=show_help(command))
 
     records = actions.add_parser(
         "records",
         help="write training records (JSONL)",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         description="Write query/positive/negatives JSON Lines for `embedder`.",
     )
     records.add_argument("source", choices=("beir", "hotpotqa"), help="where the pairs come from")
@@ -80,7 +77,7 @@ def add_train_retriever_command(subparsers: Any) -> None:
     embedder = actions.add_parser(
         "embedder",
         help="train the bidirectional-reconstruction LLM embedder",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         description=DESCRIPTION.split("\n\n")[0],
     )
     embedder.add_argument("--base", required=True, metavar="PATH", help="HF causal-LM folder to start from")
@@ -112,7 +109,7 @@ def add_train_retriever_command(subparsers: Any) -> None:
     reranker = actions.add_parser(
         "reranker",
         help="train a reranker through a frozen FiD reader (Gumbel)",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         description=DESCRIPTION.split("\n\n")[0],
     )
     reranker.add_argument("--base", required=True, metavar="PATH", help="HF sequence-classification folder (1 logit)")
@@ -144,7 +141,7 @@ def add_train_retriever_command(subparsers: Any) -> None:
     bases = actions.add_parser(
         "tiny-bases",
         help="write small offline base models",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         description="A 2-layer causal LM, a small T5 FiD reader and a MiniLM cross-encoder, "
         "built from what ships offline (all-MiniLM-L6-v2's tokenizer and weights).",
     )

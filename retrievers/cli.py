@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from toolgym.cli_help import HelpFormatter, show_help
 from toolgym.cli_values import key_value_argument
 
 from .backends import INDEX_BACKENDS
@@ -57,17 +58,14 @@ def add_index_command(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = index.add_subparsers(dest="index_command", metavar="ACTION")
-    index.set_defaults(handler=lambda args: (index.print_help(), 2)[1])
-
-    class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-        pass
+    index.set_defaults(handler=show_help(index))
 
     build = actions.add_parser(
         "build",
         help="index a corpus into a new directory",
         description=INDEX_DESCRIPTION,
         epilog=BUILD_EPILOG,
-        formatter_class=Formatter,
+        formatter_class=HelpFormatter,
     )
     build.add_argument("--corpus", required=True, metavar="PATH", help="corpus file or BEIR folder")
     build.add_argument("--backend", required=True, choices=INDEX_BACKENDS, help="index type")
@@ -104,7 +102,7 @@ def add_index_command(subparsers: Any) -> None:
         help="describe an index directory",
         description=INDEX_DESCRIPTION,
         epilog=INFO_EPILOG,
-        formatter_class=Formatter,
+        formatter_class=HelpFormatter,
     )
     info.add_argument("index_dir", metavar="DIR", help="an index directory")
     info.add_argument("--json", action="store_true", help="print the manifest as JSON")

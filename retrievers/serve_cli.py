@@ -9,6 +9,7 @@ import sys
 import textwrap
 from typing import Any
 
+from toolgym.cli_help import HelpFormatter
 from toolgym.cli_values import key_value_argument
 
 SERVE_EPILOG = """\
@@ -165,7 +166,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the epilog's examples as written and show every default."""
