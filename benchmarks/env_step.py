@@ -1,8 +1,8 @@
 """Environment step throughput: Search-v0 with the scripted search-then-answer agent.
 
-Prints steps/s (wall time of reset + agent + step, over whole episodes) and the share of that
-time spent inside the retriever's `search` (a timing proxy wraps every index) and building
-indices. Run: `python benchmarks/env_step.py [--episodes N]`.
+Prints steps/s (wall time of reset + agent + step, over whole episodes), the mean time of one
+`reset`, and the share of that time spent inside the retriever's `search` (a timing proxy wraps
+every index) and building indices. Run: `python benchmarks/env_step.py [--episodes N]`.
 """
 
 from __future__ import annotations
@@ -50,10 +50,13 @@ class TimedSearchEnv(SearchEnv):
 def run(env: TimedSearchEnv, episodes: int, by_index: bool) -> dict[str, float]:
     steps = 0
     reward = 0.0
+    resetting = 0.0
     start = time.perf_counter()
     for episode in range(episodes):
         options = {"index": episode % len(env.tasks)} if by_index else None
+        began = time.perf_counter()
         messages, info = env.reset(seed=episode, options=options)
+        resetting += time.perf_counter() - began
         conversation = list(messages)
         while True:
             action = scripted_search.baseline(AgentRequest(conversation, info["tools"], info))
@@ -73,6 +76,7 @@ def run(env: TimedSearchEnv, episodes: int, by_index: bool) -> dict[str, float]:
         "search_share": env.clock["search"] / wall,
         "index_share": env.clock["index"] / wall,
         "em": reward / episodes,
+        "reset_ms": 1000 * resetting / episodes,
     }
 
 
@@ -89,7 +93,7 @@ def main() -> None:
             ("hotpotqa per_question", {"dataset": "hotpotqa"}, True),
             ("hotpotqa shared", {"dataset": "hotpotqa", "corpus": "shared"}, True),
         ]
-    print(f"{'setting':28} {'steps/s':>9} {'episodes/s':>10} {'search %':>9} {'index %':>8} {'EM':>6}")
+    print(f"{'setting':28} {'steps/s':>9} {'episodes/s':>10} {'search %':>9} {'index %':>8} {'EM':>6} {'reset ms':>9}")
     for name, kwargs, by_index in settings:
         env = TimedSearchEnv(**kwargs)
         env.reset(seed=0)  # build the world / shared index outside the timed loop
@@ -97,7 +101,8 @@ def main() -> None:
         result = run(env, args.episodes, by_index)
         print(
             f"{name:28} {result['steps_per_s']:9.0f} {result['episodes_per_s']:10.0f} "
-            f"{100 * result['search_share']:8.1f}% {100 * result['index_share']:7.1f}% {result['em']:6.3f}"
+            f"{100 * result['search_share']:8.1f}% {100 * result['index_share']:7.1f}% {result['em']:6.3f} "
+            f"{result['reset_ms']:9.3f}"
         )
 
 

@@ -56,8 +56,17 @@ def run_ours(model: str, steps: int, out: str) -> dict:
     trainer = GRPOTrainer(config)
     history = trainer.train()
     trainer.close()
-    times = [row["perf/time_per_step"] for row in history]
-    return {"time_per_step": sum(times[1:]) / max(len(times) - 1, 1), "steps": len(times)}
+
+    def mean_after_first(key: str) -> float:
+        values = [row[key] for row in history][1:]
+        return sum(values) / max(len(values), 1)
+
+    return {
+        "time_per_step": mean_after_first("perf/time_per_step"),
+        "gen": mean_after_first("timing_s/gen"),
+        "update": mean_after_first("timing_s/update"),
+        "steps": len(history),
+    }
 
 
 def run_trl(model: str, steps: int, out: str) -> dict:
@@ -168,6 +177,7 @@ def main() -> int:
     print(f"{'':18}{'toolgym':>12}{'trl 1.16':>12}")
     print(f"{'time per step (s)':18}{ours['time_per_step']:12.3f}{trl['time_per_step']:12.3f}")
     print(f"{'peak RSS (MiB)':18}{ours['peak_rss_mib']:12.0f}{trl['peak_rss_mib']:12.0f}")
+    print(f"toolgym step split: generation {ours['gen']:.3f} s, update {ours['update']:.3f} s")
     time_ratio = ours["time_per_step"] / trl["time_per_step"]
     memory_ratio = ours["peak_rss_mib"] / trl["peak_rss_mib"]
     print(
