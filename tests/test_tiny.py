@@ -90,3 +90,26 @@ def test_make_tiny_model_is_deterministic(tmp_path) -> None:
 
     assert (first / "tokenizer.json").read_text() == (second / "tokenizer.json").read_text()
     assert (first / "model.safetensors").read_bytes() == (second / "model.safetensors").read_bytes()
+
+
+def test_whole_tokens_survive_a_save_and_load_as_single_tokens(tmp_path) -> None:
+    """`whole_tokens` (the recipe's Search-R1 tags) encode as one token each after AutoTokenizer
+    reloads the folder, text round-trips, and a prefix of a tag is not mistaken for the tag."""
+    from transformers import AutoTokenizer
+
+    from toolgym.agents.tiny import make_tiny_model
+
+    tags = ["<search>", "</search>", "<answer>", "</answer>"]
+    texts = ["Where was Tarvo born? search answer information"] * 20
+    folder = make_tiny_model(tmp_path / "m", vocab_size=300, texts=texts, whole_tokens=tags)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    text = "Who?<search> Tarvo</search>\n\n<answer> Osdravel</answer>"
+
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    assert all(
+        tokenizer(tag, add_special_tokens=False)["input_ids"] == [tokenizer.convert_tokens_to_ids(tag)] for tag in tags
+    )
+    assert sum(token in tags for token in tokenizer.convert_ids_to_tokens(ids)) == 4
+    assert tokenizer.decode(ids) == text
+    assert len(tokenizer("</sear", add_special_tokens=False)["input_ids"]) > 1
