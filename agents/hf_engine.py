@@ -349,8 +349,9 @@ def inverse_cdf_sample(weights: Any, generator: Any) -> Any:
     """
     import torch
 
-    cumulative = weights.cumsum(dim=-1, dtype=torch.float64)
-    uniform = torch.rand((weights.shape[0], 1), generator=generator, device=weights.device, dtype=torch.float64)
+    wide = torch.float32 if weights.device.type == "mps" else torch.float64  # MPS has no float64
+    cumulative = weights.cumsum(dim=-1, dtype=wide)
+    uniform = torch.rand((weights.shape[0], 1), generator=generator, device=weights.device, dtype=wide)
     total = cumulative[:, -1:].contiguous()
     index = torch.searchsorted(cumulative, uniform * total, right=True)
     # u * total may round up to total (about once in 2^53 draws): take the last index with weight.
