@@ -76,10 +76,12 @@ def split_questions(n_questions: int, seed: int) -> tuple[list[int], list[int], 
     return train, evaluation, rows
 
 
-def lazy_demonstrations(
+def demonstrations(
     train: list[int], rows: dict[int, dict[str, Any]], n_demos: int, seed: int, search_share: float = SEARCH_SHARE
 ) -> list[dict]:
-    """Message lists played against the real env: 30 % search then answer, 70 % answer a wrong guess at once."""
+    """Message lists played against the real env: a `search_share` of them search and answer from the
+    page, the rest answer a guess of the right type at once (1.0: the reader warm-up; 0.3: the lazy
+    demonstrator)."""
     import gymnasium as gym
 
     import toolgym  # noqa: F401
@@ -177,11 +179,11 @@ def prepare(
     reader_dir = out / "reader-model"
     if reader_steps and not (reader_dir / "config.json").is_file():
         reader_demos = out / "reader-demos.jsonl"
-        write_demonstrations(reader_demos, lazy_demonstrations(train, rows, n_demos, seed, search_share=1.0))
+        write_demonstrations(reader_demos, demonstrations(train, rows, n_demos, seed, search_share=1.0))
         warm_up(model_dir, reader_demos, reader_steps, seed, reader_dir)
     demos_file = out / "lazy-demos.jsonl"
     if not demos_file.is_file():
-        write_demonstrations(demos_file, lazy_demonstrations(train, rows, n_demos, seed + 1, search_share))
+        write_demonstrations(demos_file, demonstrations(train, rows, n_demos, seed + 1, search_share))
     values = {
         "model": str(reader_dir if reader_steps else model_dir),
         "output_dir": str(out / "run"),
